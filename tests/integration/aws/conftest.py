@@ -1,0 +1,132 @@
+"""Fixtures for the AWS tests: a moto EC2 server on 127.0.0.1, fake credentials, fresh subnets.
+
+Nothing here can reach real AWS: credentials are fake, every endpoint variable points at the
+local server, and the fixtures refuse any endpoint that is not on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+
+from aws_helpers import REGION
+from aws_helpers import REPO
+from aws_helpers import SUBNET_CIDR
+from aws_helpers import VPC_CIDR
+from aws_helpers import tool
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start on {url}: {log.read_text()}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()  # stopped by its own PID
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory):
+    """This checkout seen as ansible_collections/tproxy/envoy."""
+    root = tmp_path_factory.mktemp("collections")
+    namespace = root / "ansible_collections" / "tproxy"
+    namespace.mkdir(parents=True)
+    (namespace / "envoy").symlink_to(REPO)
+    return root
+
+
+@pytest.fixture(scope="session")
+def aws_env(moto_endpoint, collections_path, tmp_path_factory):
+    """Environment for boto3 and Ansible: fake credentials, every endpoint = the moto server."""
+    assert moto_endpoint.startswith("http://127.0.0.1:"), moto_endpoint
+    home = tmp_path_factory.mktemp("aws-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "TPROXY_AWS_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        # amazon.aws modules and the aws_ec2 inventory read AWS_URL; boto3 itself AWS_ENDPOINT_URL.
+        AWS_URL=moto_endpoint,
+        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_CONFIG_FILE=str(home / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def ec2(aws_env):
+    client = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=aws_env["AWS_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    assert client.meta.endpoint_url.startswith("http://127.0.0.1:")
+    return client
+
+
+@pytest.fixture(scope="session")
+def ami_id(ec2):
+    return ec2.describe_images()["Images"][0]["ImageId"]
+
+
+@pytest.fixture
+def subnet(ec2):
+    """A fresh VPC and subnet for one test; its instances are terminated afterwards."""
+    vpc_id = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
+    yield subnet_id
+    reservations = ec2.describe_instances(Filters=[{"Name": "subnet-id", "Values": [subnet_id]}])["Reservations"]
+    ids = [i["InstanceId"] for r in reservations for i in r["Instances"]]
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+
+
+@pytest.fixture
+def unique_tag():
+    """A tag value no other test uses, so tests sharing the server do not see each other."""
+    return f"t{uuid.uuid4().hex[:12]}"
