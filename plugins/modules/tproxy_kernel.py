@@ -27,7 +27,7 @@ description:
   - Asking C(iptables) about an extension may make a module kernel auto-load that extension, as any
     C(iptables) rule using it would.
 author:
-  - tproxy.envoy contributors
+  - tproxy.envoy contributors (@tproxy)
 options:
   backend:
     description:
@@ -68,7 +68,7 @@ options:
     type: path
     default: /
 notes:
-  - Supports check mode - it reports what would be loaded, and RV(changed) is true when something would be.
+  - Supports check mode - it reports what would be loaded, and C(changed) is true when something would be.
   - Does not need root to report; loading modules does.
 seealso:
   - name: Linux TPROXY documentation
@@ -255,7 +255,7 @@ def main():
     # Asked after the kernel so the states above are what the host had before this run.
     userspace = inspect_userspace(
         backend, families,
-        which=lambda name: module.get_bin_path(name),
+        which=module.get_bin_path,
         run=lambda argv: module.run_command(argv, environ_update={'LANG': 'C', 'LC_ALL': 'C'}),
     )
     pieces = load_failures + missing_pieces(components, userspace, facts)

@@ -15,7 +15,7 @@ from ansible_collections.tproxy.envoy.tests.unit.plugins.module_utils.fake_tprox
 )
 
 ALL = sorted(MODULE_PATHS)
-BOTH = ['ipv4', 'ipv6']
+BOTH = ('ipv4', 'ipv6')
 
 
 def states(root, backend='iptables', families=('ipv4',)):
@@ -250,7 +250,7 @@ def test_parse_kernel_config():
 # ---------------------------------------------------------------- userspace
 
 def which_from(found):
-    return lambda name: found.get(name)
+    return found.get
 
 
 def runner(fakes):
