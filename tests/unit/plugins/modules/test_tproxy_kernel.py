@@ -253,3 +253,14 @@ def test_empty_family_list_is_refused(host, capsys):
 def test_unknown_family_is_refused_by_the_argument_spec(host, capsys):
     result = result_of(capsys, {'root': host.kernel.root, 'families': ['ipx']})
     assert result['failed'] is True and 'ipx' in result['msg']
+
+
+def test_loadable_without_modprobe_says_install_kmod(host, capsys, monkeypatch):
+    real = basic.AnsibleModule.get_bin_path
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path',
+                        lambda self, name, *a, **kw: None if name == 'modprobe' else real(self, name, *a, **kw))
+    host.all_loadable(IPTABLES_PARTS)
+    result = result_of(capsys, {'root': host.kernel.root})
+    assert result['failed'] is True and result['missing'] == IPTABLES_PARTS
+    assert 'modprobe was not found' in result['msg'] and 'install kmod' in result['msg']
+    assert host.modprobe_calls() == [] and result['changed'] is False
