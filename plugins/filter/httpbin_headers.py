@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: httpbin_headers
-author: tproxy.envoy developers
+author: tproxy.envoy contributors (@tproxy)
 version_added: 0.1.0
 short_description: Request headers from an httpbin /headers answer, lower-cased
 description:

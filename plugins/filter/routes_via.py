@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: routes_via
-author: tproxy.envoy developers
+author: tproxy.envoy contributors (@tproxy)
 version_added: 0.1.0
 short_description: Host routes to some addresses through one gateway
 description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: topology_addresses
-author: tproxy.envoy developers
+author: tproxy.envoy contributors (@tproxy)
 version_added: 0.1.0
 short_description: The addresses hosts use to reach each other
 description:

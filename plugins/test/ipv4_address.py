@@ -9,7 +9,7 @@ import ipaddress
 
 DOCUMENTATION = r"""
 name: ipv4_address
-author: tproxy.envoy developers
+author: tproxy.envoy contributors (@tproxy)
 version_added: 0.1.0
 short_description: Is the value one IPv4 address (no prefix length)?
 description:
