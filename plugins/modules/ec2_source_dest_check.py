@@ -21,7 +21,7 @@ description:
   - "IAM actions used: C(ec2:DescribeInstances), C(ec2:ModifyNetworkInterfaceAttribute),
     C(ec2:ModifyInstanceAttribute)."
 author:
-  - tproxy.envoy contributors
+  - tproxy.envoy contributors (@tproxy)
 options:
   instance_ids:
     description:

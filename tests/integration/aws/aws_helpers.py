@@ -26,8 +26,8 @@ def tool(name):
 
 
 def run(argv, env, timeout=600):
-    proc = subprocess.run(argv, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=timeout)
-    return proc
+    """Run a command from the repository root; the caller checks the exit status."""
+    return subprocess.run(argv, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def run_playbook(env, playbook, *extra):

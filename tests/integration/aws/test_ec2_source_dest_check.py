@@ -18,7 +18,7 @@ TAG = "tproxy-test-case"
 def routers(ec2, ami_id, subnet, unique_tag):
     """Two running instances tagged TAG=unique_tag, each with a second interface at device index 1."""
     ids = []
-    for _ in range(2):
+    for _index in range(2):
         instance = ec2.run_instances(
             ImageId=ami_id,
             MinCount=1,

@@ -82,7 +82,7 @@ def test_hosts_land_in_their_groups(aws_env, ec2, topology, unique_tag):
 
 @pytest.mark.parametrize("connect_via, field", [("private_ip", "private_ip_address"), ("ssm", "instance_id")])
 def test_connect_via_chooses_ansible_host(aws_env, topology, unique_tag, connect_via, field):
-    members, _ = topology
+    members = topology[0]
     listing = inventory(aws_env, unique_tag, connect_via)
     for instance_id in members.values():
         host = listing["_meta"]["hostvars"][host_of(listing, instance_id)]
