@@ -11,7 +11,8 @@ author: tproxy.envoy contributors (@tproxy)
 version_added: 0.1.0
 short_description: Request headers from an httpbin /headers answer, lower-cased
 description:
-  - httpbin answers C({"headers": {"X-Name": "value"}}); go-httpbin answers C({"headers": {"X-Name": ["value"]}}).
+  - >-
+    httpbin answers C({"headers": {"X-Name": "value"}}); go-httpbin answers C({"headers": {"X-Name": ["value"]}}).
     This returns C({"x-name": "value"}) for both (several values are joined with C(, )).
 options:
   _input:

@@ -11,7 +11,7 @@ author: tproxy.envoy contributors (@tproxy)
 version_added: 0.1.0
 short_description: Host routes to some addresses through one gateway
 description:
-  - Turns a list of addresses into C(client_routes) entries, C({dest: ADDRESS/32, via: GATEWAY}).
+  - "Turns a list of addresses into C(client_routes) entries, C({dest: ADDRESS/32, via: GATEWAY})."
   - An address that already has a prefix length is kept as it is.
 positional: via
 options:
