@@ -1,0 +1,528 @@
+#!/usr/bin/env bash
+# The local lab (design §2, §2b): three hosts made of Linux namespaces on one bridged /24.
+#
+#   lab/lab.sh up            create or repair the lab (idempotent: a healthy lab is left alone)
+#   lab/lab.sh down          remove everything `up` made (no lab: nothing to do)
+#   lab/lab.sh status        one line per host; exit 0 when every host is up, 3 otherwise
+#   lab/lab.sh reboot HOST   simulate a reboot: /etc and /var/lib stay, /run, /tmp, network go
+#
+# A host HOST is:
+#   - the network namespace tproxy-HOST: lo, and eth0 (a veth whose peer sits on the bridge br0
+#     inside the namespace tproxy-lan) with the host's address; no default route;
+#   - a holder process (lab/holder.sh) in that namespace with a mount and UTS namespace of its
+#     own, where $LAB_DIR/HOST/{etc,var-lib,run,tmp} are bound over /etc, /var/lib, /run, /tmp;
+#     its PID is in $LAB_DIR/HOST/holder.pid, which the tproxy.envoy.netns connection enters;
+#   - on router and web, Debian's stock dockerd started inside the holder's namespaces with its
+#     default paths and iptables management, reachable from the controller at
+#     $LAB_DIR/HOST/run/docker.sock, with the lab images loaded (lab/images.sh).
+# Nothing here touches the controller's network namespace, /etc or Docker engine.
+#
+# Environment: PYTHON (venv python for lab/images.sh; default: the repository's .venv if present),
+# DOCKER (client binary, default /usr/bin/docker: Debian's client matches Debian's dockerd).
+set -Eeuo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+LAB_DIR=/var/lib/tproxy-lab
+LAN_NS=tproxy-lan
+BRIDGE=br0
+HOSTS=(client router web)
+ENGINE_HOSTS=(router web)
+declare -A ADDRESS=([client]=192.0.2.10 [router]=192.0.2.100 [web]=192.0.2.180)
+PREFIX_LEN=24
+DOCKER=${DOCKER:-/usr/bin/docker}
+IMAGES_SH="$HERE/images.sh"
+if [ -z "${PYTHON:-}" ] && [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; fi
+[ -z "${PYTHON:-}" ] || export PYTHON
+# The hosts share the controller's /usr and run modules with the venv's Python: keep the venv
+# visible inside them even if it lies under /tmp (a clone in /tmp) or another per-host path.
+SHARED_PATHS=()
+if [ -n "${PYTHON:-}" ]; then SHARED_PATHS+=("$("$PYTHON" -c 'import sys; print(sys.prefix)')"); fi
+
+CHANGED=0
+
+log() { echo "lab: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+changed() { CHANGED=1; log "$*"; }
+trap 'log "error: command failed at line $LINENO: $BASH_COMMAND"' ERR
+
+# ---------------------------------------------------------------- processes and namespaces
+
+host_dir() { echo "$LAB_DIR/$1"; }
+netns_of() { echo "tproxy-$1"; }
+is_engine_host() { [[ " ${ENGINE_HOSTS[*]} " == *" $1 "* ]]; }
+
+ns_inode() { stat -L -c %i "/proc/$1/ns/$2" 2>/dev/null; } # PID KIND
+CONTROLLER_MNT=$(ns_inode $$ mnt)
+CONTROLLER_NET=$(ns_inode $$ net)
+
+read_pid() { # FILE -> PID or nothing
+  local pid
+  [ -r "$1" ] || return 0
+  pid=$(tr -d '[:space:]' <"$1")
+  [[ $pid =~ ^[1-9][0-9]*$ ]] && echo "$pid"
+  return 0
+}
+
+# PID COMM: a live process of ours, never one of the controller's (PIDs get reused): the
+# command name matches and it lives in a mount namespace that is not the controller's.
+is_lab_process() {
+  [ -n "$1" ] && [ -e "/proc/$1" ] || return 1
+  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
+  local mnt
+  mnt=$(ns_inode "$1" mnt) || return 1
+  [ "$mnt" != "$CONTROLLER_MNT" ]
+}
+
+pids_in_ns() { # KIND INODE: every process in that namespace
+  local dir
+  [ -n "$2" ] || return 0
+  for dir in /proc/[0-9]*; do
+    [ "$(stat -L -c %i "$dir/ns/$1" 2>/dev/null)" = "$2" ] && echo "${dir#/proc/}"
+  done
+  return 0
+}
+
+wait_gone() { # SECONDS PID...: true when all are gone in time
+  local deadline=$((SECONDS + $1)) pid alive
+  shift
+  while :; do
+    alive=0
+    for pid in "$@"; do [ -e "/proc/$pid" ] && alive=1; done
+    [ "$alive" = 0 ] && return 0
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+terminate() { # PID...: TERM, then KILL what is left after 10 s
+  [ $# -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  wait_gone 10 "$@" || { kill -KILL "$@" 2>/dev/null || true; wait_gone 5 "$@" || true; }
+}
+
+netns_exists() { mountpoint -q "/run/netns/$1" 2>/dev/null; }
+netns_inode() { stat -L -c %i "/run/netns/$1" 2>/dev/null; }
+
+# ---------------------------------------------------------------- the bridge
+
+lan_ensure() {
+  ensure_netns "$LAN_NS"
+  ip -n "$LAN_NS" link set lo up
+  if ! ip -n "$LAN_NS" link show "$BRIDGE" >/dev/null 2>&1; then
+    ip -n "$LAN_NS" link add "$BRIDGE" type bridge
+    changed "$LAN_NS: bridge $BRIDGE created"
+  fi
+  ip -n "$LAN_NS" link set "$BRIDGE" up
+}
+
+ensure_netns() { # NAME: a live named netns (a leftover plain file from a crash is replaced)
+  netns_exists "$1" && return 0
+  [ ! -e "/run/netns/$1" ] || ip netns delete "$1" 2>/dev/null || rm -f "/run/netns/$1"
+  ip netns add "$1"
+  changed "network namespace $1 created"
+}
+
+# ---------------------------------------------------------------- a host's network
+
+# A new network namespace copies the controller's IPv4 settings (net.core.devconf_inherit_init_net=0),
+# so a controller with forwarding on would hand every host forwarding on. A real host boots with
+# it off, and what a stock dockerd does then (turn it on, set FORWARD to DROP) must happen here too.
+boot_sysctls() { # NETNS
+  nsenter --net="/run/netns/$1" sh -c 'echo 0 >/proc/sys/net/ipv4/ip_forward'
+}
+
+# A fixed MAC per host, as a real NIC keeps across reboots (otherwise the other hosts' ARP
+# caches point at the old veth for a while after `reboot`): 02:00 + the IPv4 address in hex.
+host_mac() { # HOST
+  local a b c d
+  IFS=. read -r a b c d <<<"${ADDRESS[$1]}"
+  printf '02:00:%02x:%02x:%02x:%02x' "$a" "$b" "$c" "$d"
+}
+
+host_net_ensure() { # HOST
+  local ns peer
+  ns=$(netns_of "$1")
+  peer="veth-$1"
+  if ! netns_exists "$ns"; then
+    ensure_netns "$ns"
+    boot_sysctls "$ns"
+  fi
+  ip -n "$ns" link set lo up
+  if ! ip -n "$ns" link show eth0 >/dev/null 2>&1; then
+    # A peer left on the bridge belongs to a namespace that is gone or going.
+    ip -n "$LAN_NS" link delete "$peer" 2>/dev/null || true
+    ip -n "$LAN_NS" link add "$peer" type veth peer name eth0 netns "$ns" address "$(host_mac "$1")"
+    changed "$1: eth0 linked to $LAN_NS/$BRIDGE"
+  fi
+  ip -n "$LAN_NS" link set "$peer" master "$BRIDGE" up
+  if ! ip -n "$ns" -4 -o addr show dev eth0 | grep -qw "inet ${ADDRESS[$1]}/$PREFIX_LEN"; then
+    ip -n "$ns" addr add "${ADDRESS[$1]}/$PREFIX_LEN" dev eth0
+    changed "$1: eth0 ${ADDRESS[$1]}/$PREFIX_LEN"
+  fi
+  ip -n "$ns" link set eth0 up
+}
+
+# ---------------------------------------------------------------- a host's disk
+
+# /etc starts as a copy of the controller's (the hosts share its /usr), named and given the lab's
+# names; it is the host's "disk": kept by reboot, removed by down.
+seed_etc() { # HOST
+  local dir part
+  dir=$(host_dir "$1")
+  [ -d "$dir/etc" ] && return 0
+  part="$dir/etc.part"
+  rm -rf "$part"
+  cp -a /etc "$part"
+  echo "$1" >"$part/hostname"
+  tr -d '-' </proc/sys/kernel/random/uuid >"$part/machine-id"
+  {
+    echo "127.0.0.1 localhost"
+    echo "::1 localhost ip6-localhost ip6-loopback"
+    local host
+    for host in "${HOSTS[@]}"; do echo "${ADDRESS[$host]} $host"; done
+  } >"$part/hosts"
+  if is_engine_host "$1"; then
+    # No docker0 on 172.17.0.0/16: the lab uses documentation addresses only.
+    mkdir -p "$part/docker"
+    echo '{"bridge": "none"}' >"$part/docker/daemon.json"
+  fi
+  mv "$part" "$dir/etc"
+  changed "$1: /etc seeded from the controller's"
+}
+
+# /var/lib starts with the package database only: the hosts share the controller's /usr, so
+# what dpkg says is installed is true there too.
+seed_var_lib() { # HOST
+  local dir
+  dir=$(host_dir "$1")
+  [ -d "$dir/var-lib" ] && return 0
+  rm -rf "$dir/var-lib.part"
+  mkdir -p "$dir/var-lib.part"
+  [ ! -d /var/lib/dpkg ] || cp -a /var/lib/dpkg "$dir/var-lib.part/dpkg"
+  mv "$dir/var-lib.part" "$dir/var-lib"
+  changed "$1: /var/lib created"
+}
+
+fresh_volatile_dirs() { # HOST: /run and /tmp do not survive a boot
+  local dir
+  dir=$(host_dir "$1")
+  rm -rf --one-file-system "$dir/run" "$dir/tmp"
+  install -d -m 0755 "$dir/run"
+  install -d -m 1777 "$dir/tmp"
+}
+
+# ---------------------------------------------------------------- the holder
+
+holder_pid() { # HOST: PID of the live holder, or nothing
+  local pid
+  pid=$(read_pid "$(host_dir "$1")/holder.pid")
+  if [ -n "$pid" ] && is_lab_process "$pid" sleep; then echo "$pid"; fi
+  return 0
+}
+
+holder_healthy() { # HOST: the holder lives in the current tproxy-HOST namespace
+  local pid ns
+  ns=$(netns_of "$1")
+  pid=$(holder_pid "$1")
+  [ -n "$pid" ] && netns_exists "$ns" && [ "$(ns_inode "$pid" net)" = "$(netns_inode "$ns")" ]
+}
+
+holder_start() { # HOST
+  local dir ns pid deadline
+  dir=$(host_dir "$1")
+  ns=$(netns_of "$1")
+  fresh_volatile_dirs "$1"
+  # setsid: a Ctrl-C in the terminal that ran `make lab` must not reach the lab's hosts.
+  setsid nsenter --net="/run/netns/$ns" \
+    unshare --mount --uts --propagation private /bin/sh "$HERE/holder.sh" "$dir" "$1" "${SHARED_PATHS[@]}" \
+    </dev/null >"$dir/holder.log" 2>&1 8<&- &
+  pid=$!
+  # The PID stays the same through nsenter, unshare and sh until `exec sleep`: sleeping = ready.
+  deadline=$((SECONDS + 10))
+  until [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ]; do
+    if [ ! -e "/proc/$pid" ] || [ "$SECONDS" -ge "$deadline" ]; then
+      cat "$dir/holder.log" >&2 || true
+      die "$1: the holder did not start (log above)"
+    fi
+    sleep 0.05
+  done
+  echo "$pid" >"$dir/holder.pid"
+  # Remembered so that `down` finds this host's processes even if the netns file is gone.
+  echo "net=$(ns_inode "$pid" net) mnt=$(ns_inode "$pid" mnt)" >"$dir/holder.ns"
+  changed "$1: holder $pid (hostname $1; own /etc, /var/lib, /run, /tmp)"
+}
+
+# HOST: end every process of the host: the holder, and anything left in its namespaces
+# (containerd, shims, containers with host networking).
+host_processes_stop() {
+  local dir ns net="" mnt="" pid pids=()
+  dir=$(host_dir "$1")
+  ns=$(netns_of "$1")
+  if [ -r "$dir/holder.ns" ]; then
+    net=$(sed -n 's/.*net=\([0-9]*\).*/\1/p' "$dir/holder.ns")
+    mnt=$(sed -n 's/.*mnt=\([0-9]*\).*/\1/p' "$dir/holder.ns")
+  fi
+  pid=$(holder_pid "$1")
+  [ -z "$pid" ] || mnt=$(ns_inode "$pid" mnt)
+  mapfile -t pids < <({
+    # The controller's own namespaces are never a host's (a stale inode could point there).
+    [ "$net" = "$CONTROLLER_NET" ] || pids_in_ns net "$net"
+    netns_exists "$ns" && pids_in_ns net "$(netns_inode "$ns")"
+    [ "$mnt" = "$CONTROLLER_MNT" ] || pids_in_ns mnt "$mnt"
+  } | sort -un)
+  if [ ${#pids[@]} -gt 0 ]; then
+    terminate "${pids[@]}"
+    changed "$1: stopped processes ${pids[*]}"
+  fi
+  rm -f "$dir/holder.pid" "$dir/holder.ns"
+}
+
+# ---------------------------------------------------------------- the Docker engine
+
+cgroup_parent() { echo "/tproxy-lab/$1"; } # HOST
+
+remove_lab_cgroups() { # the (empty, once every container is gone) cgroups of all lab engines
+  local dir
+  for dir in /sys/fs/cgroup/tproxy-lab /sys/fs/cgroup/*/tproxy-lab; do
+    [ -d "$dir" ] || continue
+    find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || log "warning: cannot remove $dir (still in use?)"
+  done
+}
+
+engine_socket() { echo "$(host_dir "$1")/run/docker.sock"; }
+
+engine_answers() { # HOST
+  [ -S "$(engine_socket "$1")" ] &&
+    timeout 10 "$DOCKER" -H "unix://$(engine_socket "$1")" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+engine_pid() { # HOST: PID of the host's live dockerd, or nothing
+  local pid
+  pid=$(read_pid "$(host_dir "$1")/dockerd.pid")
+  if [ -n "$pid" ] && is_lab_process "$pid" dockerd; then echo "$pid"; fi
+  return 0
+}
+
+engine_healthy() { # HOST: dockerd runs in the current holder's namespaces and answers
+  local pid holder
+  pid=$(engine_pid "$1")
+  holder=$(holder_pid "$1")
+  [ -n "$pid" ] && [ -n "$holder" ] &&
+    [ "$(ns_inode "$pid" mnt)" = "$(ns_inode "$holder" mnt)" ] &&
+    [ "$(ns_inode "$pid" net)" = "$(ns_inode "$holder" net)" ] &&
+    engine_answers "$1"
+}
+
+# HOST MODE: MODE=clean stops the containers through the engine first (down); MODE=shutdown
+# only signals dockerd, as a host's shutdown does, so restart policies apply at the next boot.
+engine_stop() {
+  local pid ids
+  pid=$(engine_pid "$1")
+  if [ -n "$pid" ]; then
+    if [ "$2" = clean ] && engine_answers "$1"; then
+      ids=$("$DOCKER" -H "unix://$(engine_socket "$1")" ps -q)
+      # shellcheck disable=SC2086 # one argument per container id
+      [ -z "$ids" ] || "$DOCKER" -H "unix://$(engine_socket "$1")" stop -t 10 $ids >/dev/null
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone 60 "$pid"; then
+      log "$1: dockerd $pid did not stop in 60 s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_gone 5 "$pid" || true
+    fi
+    changed "$1: dockerd $pid stopped"
+  fi
+  rm -f "$(host_dir "$1")/dockerd.pid"
+}
+
+engine_start() { # HOST
+  local dir holder pid deadline
+  dir=$(host_dir "$1")
+  holder=$(holder_pid "$1")
+  [ -n "$holder" ] || die "$1: no holder to start dockerd in"
+  # Debian's dockerd with its default paths, inside the host: /var/lib/docker, /run/docker.sock,
+  # /etc/docker/daemon.json and the iptables rules are all the lab host's own.
+  # --cgroup-parent: the containers' cgroups go under /tproxy-lab/HOST, so `down` can remove
+  # exactly those and never the "docker" cgroups of an engine on the controller.
+  setsid nsenter --target "$holder" --mount --net --uts -- dockerd --cgroup-parent="$(cgroup_parent "$1")" \
+    </dev/null >>"$dir/dockerd.log" 2>&1 8<&- &
+  pid=$!
+  echo "$pid" >"$dir/dockerd.pid"
+  deadline=$((SECONDS + 60))
+  until engine_answers "$1"; do
+    if [ ! -e "/proc/$pid" ] || [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 30 "$dir/dockerd.log" >&2 || true
+      die "$1: dockerd did not answer on $(engine_socket "$1") (end of $dir/dockerd.log above)"
+    fi
+    sleep 0.2
+  done
+  changed "$1: dockerd $pid answers on $(engine_socket "$1")"
+}
+
+engine_ensure() { # HOST
+  engine_healthy "$1" && return 0
+  engine_stop "$1" shutdown
+  engine_start "$1"
+}
+
+images_available() {
+  [ -f "$IMAGES_SH" ] && return 0
+  log "warning: $IMAGES_SH is missing; the engines get no lab images"
+  return 1
+}
+
+# ---------------------------------------------------------------- a whole host
+
+host_ensure() { # HOST
+  local dir
+  dir=$(host_dir "$1")
+  mkdir -p "$dir"
+  seed_etc "$1"
+  seed_var_lib "$1"
+  if ! holder_healthy "$1"; then
+    # Whatever still runs belongs to a namespace that is gone or half-made: a cold boot.
+    is_engine_host "$1" && engine_stop "$1" shutdown
+    host_processes_stop "$1"
+    # A netns without a holder may have lost its address or link: rebuild it too.
+    ip netns delete "$(netns_of "$1")" 2>/dev/null || true
+  fi
+  host_net_ensure "$1"
+  holder_healthy "$1" || holder_start "$1"
+  if is_engine_host "$1"; then engine_ensure "$1"; fi
+}
+
+host_remove() { # HOST
+  local ns
+  ns=$(netns_of "$1")
+  is_engine_host "$1" && engine_stop "$1" clean
+  host_processes_stop "$1"
+  if netns_exists "$ns" || [ -e "/run/netns/$ns" ]; then
+    ip netns delete "$ns"
+    changed "network namespace $ns deleted"
+  fi
+}
+
+# ---------------------------------------------------------------- commands
+
+require_root() { [ "$(id -u)" = 0 ] || die "run as root (namespaces, mounts and dockerd need it)"; }
+
+require_tools() {
+  local tool missing=()
+  for tool in ip nsenter unshare setsid mountpoint dockerd "$DOCKER"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]} (Debian: iproute2, util-linux, docker.io)"
+}
+
+# One lab.sh at a time; the lock is this file itself, so nothing is left behind. Daemons are
+# started with fd 8 closed, or they would hold the lock forever.
+take_lock() { exec 8<"${BASH_SOURCE[0]}"; flock 8; }
+
+cmd_up() {
+  require_root
+  require_tools
+  take_lock
+  local host
+  # Build (or find cached) images before any engine needs them.
+  if images_available; then bash "$IMAGES_SH" build; fi
+  mkdir -p "$LAB_DIR"
+  chmod 0755 "$LAB_DIR"
+  lan_ensure
+  for host in "${HOSTS[@]}"; do host_ensure "$host"; done
+  if images_available; then
+    for host in "${ENGINE_HOSTS[@]}"; do bash "$IMAGES_SH" load "$(engine_socket "$host")"; done
+  fi
+  if [ "$CHANGED" = 0 ]; then log "up: already up, nothing changed"; else log "up: done"; fi
+  cmd_status
+}
+
+# Mounts on the controller under DIR (none are made there by design; this clears leftovers of
+# a crash or of an older lab), deepest first.
+unmount_below() {
+  local mnt
+  awk -v d="$1/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r mnt; do umount -l "$mnt" && log "unmounted leftover $mnt"; done
+}
+
+cmd_down() {
+  require_root
+  take_lock
+  local host
+  for host in "${HOSTS[@]}"; do host_remove "$host"; done
+  if netns_exists "$LAN_NS" || [ -e "/run/netns/$LAN_NS" ]; then
+    ip netns delete "$LAN_NS"
+    changed "network namespace $LAN_NS deleted (bridge and veths with it)"
+  fi
+  remove_lab_cgroups
+  if [ -d "$LAB_DIR" ]; then
+    unmount_below "$LAB_DIR"
+    rm -rf --one-file-system "$LAB_DIR"
+    changed "$LAB_DIR removed"
+  fi
+  # `ip netns add` turned /run/netns into a mount point; leave it only if someone else uses it.
+  if mountpoint -q /run/netns 2>/dev/null && [ -z "$(ls -A /run/netns)" ]; then
+    umount /run/netns && rmdir /run/netns
+  fi
+  if [ "$CHANGED" = 0 ]; then log "down: no lab, nothing to do"; else log "down: done"; fi
+}
+
+host_state() { # HOST: one line
+  local ns addr holder engine
+  ns=$(netns_of "$1")
+  if netns_exists "$ns"; then
+    addr=$(ip -n "$ns" -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')
+    addr=${addr:-"no address"}
+  else
+    addr="no netns"
+  fi
+  if holder_healthy "$1"; then holder="holder $(holder_pid "$1")"; else holder="holder down"; fi
+  if ! is_engine_host "$1"; then
+    engine="no engine"
+  elif engine_healthy "$1"; then
+    engine="dockerd $(engine_pid "$1") ($("$DOCKER" -H "unix://$(engine_socket "$1")" ps -q | wc -l) running)"
+  else
+    engine="dockerd down"
+  fi
+  printf '%-7s %-16s %-18s %-18s %s\n' "$1" "$ns" "$addr" "$holder" "$engine"
+}
+
+host_up() { # HOST: everything `up` promises for it
+  holder_healthy "$1" || return 1
+  ! is_engine_host "$1" || engine_healthy "$1"
+}
+
+cmd_status() {
+  local host all_up=0
+  for host in "${HOSTS[@]}"; do
+    host_state "$host"
+    host_up "$host" || all_up=3
+  done
+  return "$all_up"
+}
+
+cmd_reboot() { # HOST
+  require_root
+  require_tools
+  [ -n "${1:-}" ] && [ -n "${ADDRESS[$1]:-}" ] || die "usage: $0 reboot HOST (one of: ${HOSTS[*]})"
+  netns_exists "$LAN_NS" && [ -d "$(host_dir "$1")/etc" ] || die "no lab to reboot $1 in: run \`make lab\`"
+  take_lock
+  log "$1: rebooting (disk kept; /run, /tmp, network state and processes lost)"
+  is_engine_host "$1" && engine_stop "$1" shutdown
+  host_processes_stop "$1"
+  ip netns delete "$(netns_of "$1")" 2>/dev/null || true
+  host_ensure "$1"
+  host_state "$1"
+}
+
+main() {
+  case ${1:-} in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status || exit "$?" ;;
+    reboot) shift; cmd_reboot "$@" ;;
+    *) die "usage: $0 up | down | status | reboot HOST" ;;
+  esac
+}
+
+main "$@"
