@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import boto3
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
@@ -89,3 +94,50 @@ def plain(value):
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
+
+
+def client(service, endpoint, key="testing", secret="testing"):
+    """A boto3 client bound to a local moto endpoint (refuses anything else)."""
+    assert endpoint.startswith("http://127.0.0.1:"), endpoint
+    return boto3.client(
+        service, region_name=REGION, endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret
+    )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def moto_server(log_dir, **settings):
+    """A moto_server on a free 127.0.0.1 port, stopped by its PID on exit; yields its URL."""
+    port = free_port()
+    log = log_dir / "moto_server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, **settings),
+        )
+    try:
+        # Wait for the port only: an HTTP probe would count as one of moto's requests.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start on port {port}: {log.read_text()}")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

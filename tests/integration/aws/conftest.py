@@ -7,55 +7,22 @@ local server, and the fixtures refuse any endpoint that is not on 127.0.0.1.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
-import urllib.request
 import uuid
 
-import boto3
 import pytest
 
 from aws_helpers import REGION
 from aws_helpers import REPO
 from aws_helpers import SUBNET_CIDR
 from aws_helpers import VPC_CIDR
-from aws_helpers import tool
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from aws_helpers import client
+from aws_helpers import moto_server
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start on {url}: {log.read_text()}")
-                time.sleep(0.2)
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
         yield url
-    finally:
-        server.terminate()  # stopped by its own PID
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="session")
@@ -98,15 +65,7 @@ def aws_env(moto_endpoint, collections_path, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ec2(aws_env):
-    client = boto3.client(
-        "ec2",
-        region_name=REGION,
-        endpoint_url=aws_env["AWS_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    assert client.meta.endpoint_url.startswith("http://127.0.0.1:")
-    return client
+    return client("ec2", aws_env["AWS_URL"])
 
 
 @pytest.fixture(scope="session")
