@@ -213,10 +213,11 @@ write_httpbin_entrypoint() {
   install -d "$(dirname "$1")"
   cat >"$1" <<'EOF'
 #!/bin/sh
-# httpbin under gunicorn. BIND_ADDRESS and PORT pick the socket (with host networking the
+# httpbin under gunicorn. HOST and PORT pick the socket, as for go-httpbin, the public
+# image the webserver role defaults to (with host networking the
 # container shares the host's ports); the access log goes to stdout so that `docker logs`
 # shows each client's address. Extra arguments go to gunicorn.
-addr=${BIND_ADDRESS:-0.0.0.0}
+addr=${HOST:-0.0.0.0}
 case $addr in *:*) addr="[$addr]" ;; esac
 export PYTHONPATH=/opt/httpbin${PYTHONPATH:+:$PYTHONPATH}
 exec python3 -m gunicorn --bind "$addr:${PORT:-80}" --access-logfile - "$@" httpbin:app

@@ -173,7 +173,7 @@ def test_httpbin_serves_headers_on_port_80_by_default(container):
 
 
 def test_httpbin_listens_where_bind_address_and_port_say(container):
-    name = container(HTTPBIN, options=("-e", "BIND_ADDRESS=127.0.0.1", "-e", "PORT=18080"))
+    name = container(HTTPBIN, options=("-e", "HOST=127.0.0.1", "-e", "PORT=18080"))
     body = get_inside(name, "http://127.0.0.1:18080/headers")
     assert "X-Images-Test" in json.loads(body)["headers"]
     assert docker("exec", name, "curl", "-fsS", "http://127.0.0.1:80/", check=False).returncode != 0
