@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Builds the collection tarball, installs it into an empty collections path and
+# checks it from there, the way a user gets it from Galaxy:
+#   1. `ansible-galaxy collection build`, then the tarball's file list: what the
+#      tests, the lab and the bench need is in it (every git-tracked file that
+#      galaxy.yml's build_ignore does not exclude), caches/venvs/results are not;
+#   2. `ansible-galaxy collection install --offline` into an empty directory;
+#   3. with only that directory as the collections path (not the checkout's
+#      .cache/collections link, and run from outside the checkout so its
+#      ansible.cfg is not read): ansible-doc renders every module, connection,
+#      filter and test plugin and every role entry point, each from the installed
+#      copy; `ansible-playbook --syntax-check` resolves every playbook by name.
+#   --run-lab  then runs tproxy.envoy.site, .verify and .teardown from the
+#              installed copy against the running lab (`make lab` first).
+# KEEP_TREE=1 keeps the temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+run_lab=0
+for arg in "$@"; do
+  case "$arg" in
+    --run-lab) run_lab=1 ;;
+    *) echo "usage: $0 [--run-lab]" >&2; exit 2 ;;
+  esac
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tproxy-build.XXXXXX")
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() { if [ "${KEEP_TREE:-0}" = 1 ]; then echo "build-install: kept $work"; else rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+step() { echo "== $* ($((SECONDS))s)"; }
+
+read -r namespace name version < <(python3 -c '
+import sys, yaml
+m = yaml.safe_load(open("galaxy.yml"))
+print(m["namespace"], m["name"], m["version"])')
+
+# --- 1. build and inspect ---------------------------------------------------
+step "ansible-galaxy collection build"
+ansible-galaxy collection build --force --output-path "$work/dist" . >/dev/null
+tarball="$work/dist/$namespace-$name-$version.tar.gz"
+[ -f "$tarball" ] || { echo "build-install: no $tarball" >&2; exit 1; }
+echo "built $tarball ($(du -h "$tarball" | cut -f1))"
+tar -tzf "$tarball" | sed 's|^\./||; s|/$||' | sort -u >"$work/contents"
+echo "$(wc -l <"$work/contents") entries"
+
+step "tarball contents"
+for wanted in roles plugins playbooks inventories lab molecule tests meta/runtime.yml \
+              README.md requirements.txt requirements.yml Makefile scripts ansible.cfg CHANGELOG.rst \
+              changelogs/changelog.yaml; do
+  if grep -qx "$wanted" "$work/contents"; then ok "contains $wanted"; else fail "tarball lacks $wanted"; fi
+done
+# Anything that is per-machine or generated must stay out.
+unwanted='(^|/)(\.venv|\.cache|\.ansible|\.git|\.pytest_cache|__pycache__|\.molecule)(/|$)|^tests/output(/|$)|^bench/results(/|$)|\.tar\.gz$|\.pyc$|^changelogs/\.plugin-cache\.yaml$'
+if grep -E "$unwanted" "$work/contents" >"$work/unwanted"; then
+  fail "tarball holds files users do not need:"; sed 's/^/    /' "$work/unwanted" | head -20 >&2
+else
+  ok "no venvs, caches, results or archives"
+fi
+# Every file the project tracks ships, unless build_ignore excludes it on purpose.
+python3 - "$work/contents" <<'PY' >"$work/missing"
+import fnmatch, subprocess, sys, yaml
+contents = set(open(sys.argv[1]).read().split('\n'))
+ignore = yaml.safe_load(open('galaxy.yml')).get('build_ignore') or []
+tracked = subprocess.run(['git', 'ls-files', '-z'], capture_output=True, check=True, text=True).stdout.split('\0')
+for path in filter(None, tracked):
+    if path == 'galaxy.yml':  # becomes MANIFEST.json
+        continue
+    if any(fnmatch.fnmatch(path, pattern) or path.startswith(pattern.rstrip('/') + '/') for pattern in ignore):
+        continue
+    if path not in contents:
+        print(path)
+PY
+if [ -s "$work/missing" ]; then
+  fail "tracked files missing from the tarball:"; sed 's/^/    /' "$work/missing" >&2
+else
+  ok "every tracked file outside build_ignore is in the tarball"
+fi
+
+# --- 2. install into an empty collections path -------------------------------
+# From here on only the new directory may be visible: not the checkout's
+# ansible.cfg, nor its .cache/collections link (through which galaxy would even
+# find tproxy.envoy "already installed" and skip the install).
+collections="$work/collections"
+mkdir -p "$collections"
+cat >"$work/ansible.cfg" <<EOF
+[defaults]
+collections_path = $collections
+EOF
+export ANSIBLE_CONFIG="$work/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$collections"
+unset ANSIBLE_COLLECTIONS_PATHS ANSIBLE_INVENTORY
+export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_DEPRECATION_WARNINGS=0
+cd "$work"
+
+step "ansible-galaxy collection install --offline"
+# Dependencies (amazon.aws, community.docker, ansible.posix) come with the
+# `ansible` package; --offline keeps Galaxy out of it.
+ansible-galaxy collection install --offline -p "$collections" "$tarball" >/dev/null
+installed="$collections/ansible_collections/$namespace/$name"
+if [ -f "$installed/MANIFEST.json" ]; then ok "installed at $installed"; else fail "nothing installed at $installed"; fi
+found=$(ansible-galaxy collection list "$namespace.$name" 2>/dev/null | awk '/^# /{print $2}')
+if [ "$found" = "$collections/ansible_collections" ]; then
+  ok "$namespace.$name resolves only from the installed copy"
+else
+  fail "$namespace.$name resolves from: ${found:-nowhere}"
+fi
+
+# --- 3. ansible-doc and syntax checks from the installed copy ----------------
+# ansible-doc's first line names the file it documents: it must be the installed one.
+doc() {
+  local label=$1; shift
+  # (ansible-doc prints bold escapes even into a pipe; drop them before matching.)
+  if ! ansible-doc "$@" 2>"$work/doc.err" | sed 's/\x1b\[[0-9;]*m//g' >"$work/doc.out" || [ -s "$work/doc.err" ]; then
+    fail "ansible-doc $* failed: $(head -3 "$work/doc.err")"
+  elif ! head -1 "$work/doc.out" | grep -qF "($installed"; then
+    fail "ansible-doc $* did not document the installed copy: $(head -1 "$work/doc.out")"
+  elif [ "$(wc -l <"$work/doc.out")" -lt 5 ]; then
+    fail "ansible-doc $* rendered almost nothing"
+  else
+    ok "ansible-doc $label"
+  fi
+}
+
+step "ansible-doc: plugins"
+declare -A contract=([module]="tproxy_kernel ec2_source_dest_check" [connection]="netns")
+for type in module connection filter test lookup inventory callback; do
+  mapfile -t names < <(ansible-doc -t "$type" -l "$namespace.$name" 2>/dev/null | awk '{print $1}')
+  for required in ${contract[$type]:-}; do
+    printf '%s\n' "${names[@]}" | grep -qx "$namespace.$name.$required" || fail "ansible-doc lists no $type $namespace.$name.$required"
+  done
+  for plugin in "${names[@]}"; do
+    [ -n "$plugin" ] && doc "-t $type $plugin" -t "$type" "$plugin"
+  done
+done
+
+step "ansible-doc: role entry points"
+shopt -s nullglob
+for spec in "$installed"/roles/*/meta/argument_specs.yml; do
+  role=$(basename "$(dirname "$(dirname "$spec")")")
+  mapfile -t entry_points < <(python3 -c 'import sys, yaml; print("\n".join(yaml.safe_load(open(sys.argv[1]))["argument_specs"]))' "$spec")
+  for entry in "${entry_points[@]}"; do
+    doc "-t role $namespace.$name.$role -e $entry" -t role "$namespace.$name.$role" -e "$entry"
+    grep -qE "^ENTRY POINT: \*?$entry\*? " "$work/doc.out" || fail "ansible-doc -t role $role -e $entry shows no entry point $entry"
+  done
+done
+
+step "ansible-playbook --syntax-check"
+for playbook in "$installed"/playbooks/*.yml; do
+  fqcn="$namespace.$name.$(basename "$playbook" .yml)"
+  inventory="$installed/inventories/lab"
+  case "$fqcn" in *aws_infra*) inventory=localhost, ;; esac
+  if ansible-playbook --syntax-check "$fqcn" -i "$inventory" >"$work/syntax.out" 2>&1; then
+    ok "syntax of $fqcn"
+  else
+    fail "syntax check of $fqcn: $(tail -5 "$work/syntax.out")"
+  fi
+done
+
+# --- optional: the real playbooks from the installed copy against the lab ----
+if [ "$run_lab" = 1 ]; then
+  step "site, verify, teardown from the installed copy against the lab"
+  if ! "$repo/lab/lab.sh" status >/dev/null 2>&1; then
+    fail "the lab is not up (run make lab first)"
+  else
+    for playbook in site verify teardown; do
+      if ansible-playbook "$namespace.$name.$playbook" -i "$installed/inventories/lab"; then
+        ok "$namespace.$name.$playbook against the lab"
+      else
+        fail "$namespace.$name.$playbook against the lab"
+        break
+      fi
+    done
+  fi
+fi
+
+echo "build-install: $failures failure(s) in ${SECONDS}s"
+[ "$failures" = 0 ]
