@@ -174,8 +174,8 @@ def test_check_reports_a_new_option_missing_from_the_readme(roles_dir):
     readme = _readme(roles_dir, ["router", "client"])
     spec_file = roles_dir / "client" / "meta" / "argument_specs.yml"
     spec = yaml.safe_load(CLIENT_SPEC)
-    spec["argument_specs"]["main"]["options"]["client_extra"] = {"type": "bool", "default": False,
-                                                                  "description": "New."}
+    new_option = {"type": "bool", "default": False, "description": "New."}
+    spec["argument_specs"]["main"]["options"]["client_extra"] = new_option
     spec_file.write_text(yaml.safe_dump(spec), encoding="utf-8")
     problems = rvt.check(readme, rvt.load_specs(roles_dir), exclude={"internal"})
     assert [p.split(":")[0] for p in problems] == ["client"]
