@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     specs = load_specs(args.roles_dir)
+    readme = args.check or args.update
+    if readme and not readme.is_file():
+        print(f"role-vars-table: {readme} does not exist", file=sys.stderr)
+        return 1
     try:
         if args.check:
             problems = check(args.check.read_text(encoding="utf-8"), specs, set(args.exclude))
