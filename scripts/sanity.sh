@@ -65,6 +65,10 @@ PY
 
 ANSIBLE_TEST="$ansible_test" scripts/sanity-bootstrap.sh
 
+# The Makefile points ANSIBLE_CONFIG at the checkout, whose collections_path
+# leads to the checkout itself: ansible-test must see only the copy.
+unset ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS
+
 status=0
 cd "$tree"
 if [ "$what" = sanity ] || [ "$what" = all ]; then
