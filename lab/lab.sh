@@ -41,7 +41,7 @@ if [ -n "${PYTHON:-}" ]; then SHARED_PATHS+=("$("$PYTHON" -c 'import sys; print(
 
 CHANGED=0
 
-log() { echo "lab: $*" >&2; }
+log() { echo "lab: [${SECONDS}s] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 changed() { CHANGED=1; log "$*"; }
 trap 'log "error: command failed at line $LINENO: $BASH_COMMAND"' ERR
@@ -75,12 +75,11 @@ is_lab_process() {
 }
 
 pids_in_ns() { # KIND INODE: every process in that namespace
-  local dir
+  local found
   [ -n "$2" ] || return 0
-  for dir in /proc/[0-9]*; do
-    [ "$(stat -L -c %i "$dir/ns/$1" 2>/dev/null)" = "$2" ] && echo "${dir#/proc/}"
-  done
-  return 0
+  # find complains about processes that exit while it looks: not an error here.
+  found=$(find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/'"$1" -lname "$1:\[$2\]" 2>/dev/null) || true
+  [ -z "$found" ] || cut -d/ -f3 <<<"$found"
 }
 
 wait_gone() { # SECONDS PID...: true when all are gone in time
@@ -489,6 +488,8 @@ host_state() { # HOST: one line
 
 host_up() { # HOST: everything `up` promises for it
   holder_healthy "$1" || return 1
+  ip -n "$(netns_of "$1")" -4 -o addr show dev eth0 2>/dev/null | grep -qw "inet ${ADDRESS[$1]}/$PREFIX_LEN" || return 1
+  ip -n "$LAN_NS" link show "veth-$1" 2>/dev/null | grep -q "master $BRIDGE" || return 1
   ! is_engine_host "$1" || engine_healthy "$1"
 }
 

@@ -1,0 +1,372 @@
+# Copyright (c) tproxy.envoy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's whole life, for real: up (cold), status, up again, isolation, reboot, down, down again.
+
+Needs root and the lab's tools (iproute2, util-linux, docker.io). The tests run in file order and
+share one lab; the module fixture takes it down even if a step fails. The controller is
+snapshotted before and after (addresses, links, routes, rules, firewall, mounts, /etc, netns,
+hostname, forwarding) and must come out unchanged, with no lab process, mount, namespace or
+cgroup left. Run with -s to see the timings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_SH = REPO / 'lab' / 'lab.sh'
+LAB_DIR = Path('/var/lib/tproxy-lab')
+INVENTORY = REPO / 'inventories' / 'lab' / 'hosts.yml'
+IMAGES_ENV = REPO / 'lab' / 'images.env'
+HOSTS = ('client', 'router', 'web')
+ENGINE_HOSTS = ('router', 'web')
+GROUP_OF = {'client': 'clients', 'router': 'routers', 'web': 'webservers'}
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root (namespaces, mounts, dockerd)'),
+    pytest.mark.skipif(shutil.which('dockerd') is None, reason='dockerd (Debian docker.io) is not installed'),
+]
+
+STATE: dict = {'timings': {}}
+
+
+# ---------------------------------------------------------------- helpers
+
+def lab(*args, timeout=1800):
+    env = dict(os.environ)
+    # lab/images.sh takes Envoy/httpbin versions from this venv (the one running the tests).
+    env.setdefault('PYTHON', sys.executable)
+    started = time.monotonic()
+    proc = subprocess.run(['bash', str(LAB_SH), *args], capture_output=True, text=True, env=env, timeout=timeout)
+    proc.elapsed = time.monotonic() - started
+    return proc
+
+
+def run(*argv, check=True, **kwargs):
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check, **kwargs).stdout
+
+
+def inventory_hosts():
+    data = yaml.safe_load(INVENTORY.read_text())
+    hosts = {}
+    for group, body in data['all']['children'].items():
+        for name, hostvars in body['hosts'].items():
+            hosts[name] = dict(data['all'].get('vars', {}), **hostvars, group=group)
+    return hosts
+
+
+def holder_pid(host):
+    return int((LAB_DIR / host / 'holder.pid').read_text())
+
+
+def in_host(host, *argv, **kwargs):
+    """Run argv inside a lab host's namespaces, as the connection plugin does."""
+    return run('nsenter', '--target', str(holder_pid(host)), '--mount', '--net', '--uts', '--', *argv, **kwargs)
+
+
+def ns_inode(pid, kind):
+    return os.stat('/proc/%s/ns/%s' % (pid, kind)).st_ino
+
+
+def start_time(pid):
+    """Field 22 of /proc/PID/stat: with the PID, identifies a process (PIDs are reused)."""
+    with open('/proc/%d/stat' % pid) as handle:
+        return handle.read().rsplit(')', 1)[1].split()[19]
+
+
+def alive(pid, started):
+    try:
+        return start_time(pid) == started
+    except OSError:
+        return False
+
+
+def processes():
+    result = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                result[int(entry)] = {
+                    'comm': Path('/proc/%s/comm' % entry).read_text().strip(),
+                    'cmdline': Path('/proc/%s/cmdline' % entry).read_bytes().replace(b'\0', b' ').decode(errors='replace'),
+                    'net': ns_inode(entry, 'net'),
+                    'mnt': ns_inode(entry, 'mnt'),
+                }
+            except OSError:
+                pass  # exited while we looked
+    return result
+
+
+def tree_digest(root):
+    """Names, types, sizes and mtimes of everything under root."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            digest.update(('%s %o %d %d\n' % (path, st.st_mode, st.st_size, st.st_mtime_ns)).encode())
+    return digest.hexdigest()
+
+
+def controller_snapshot():
+    snap = {
+        'addr': re.sub(r'\n\s+valid_lft.*', '', run('ip', 'addr')),
+        'link': run('ip', '-o', 'link'),
+        'route': run('ip', 'route', 'show', 'table', 'all'),
+        'rule': run('ip', 'rule'),
+        'rule6': run('ip', '-6', 'rule'),
+        # Counters and the "Generated on" stamps change by themselves.
+        'iptables': re.sub(r'\[\d+:\d+\]|^#.*$', '', run('iptables-save'), flags=re.M),
+        'mounts': run('findmnt', '-rn', '-o', 'TARGET,SOURCE,FSTYPE'),
+        'netns': sorted(os.listdir('/run/netns')) if os.path.isdir('/run/netns') else None,
+        'hostname': run('hostname'),
+        'ip_forward': Path('/proc/sys/net/ipv4/ip_forward').read_text(),
+        'etc': tree_digest('/etc'),
+        'var_lib_entries': sorted(os.listdir('/var/lib')),
+    }
+    if shutil.which('nft'):
+        snap['nft'] = run('nft', 'list', 'ruleset')
+    if os.path.exists('/run/docker.sock'):  # the controller's own engine, if one runs
+        snap['docker'] = run('docker', '-H', 'unix:///run/docker.sock', 'ps', '-a', '--format', '{{.ID}} {{.Names}}',
+                             check=False)
+    return snap
+
+
+# ---------------------------------------------------------------- the lab, once for the module
+
+@pytest.fixture(scope='module', autouse=True)
+def lab_lifecycle():
+    leftovers = [p for p in (LAB_DIR, Path('/run/netns/tproxy-lan')) if p.exists()]
+    if leftovers:
+        pytest.fail('a lab is already up (%s): run `make lab-down` first; this test would remove it'
+                    % ', '.join(map(str, leftovers)))
+    STATE['before'] = controller_snapshot()
+    STATE['processes_before'] = set(processes())
+    yield
+    if LAB_DIR.exists() or Path('/run/netns/tproxy-lan').exists():
+        lab('down')  # a step failed before test_down: still leave the machine as it was
+    for name, seconds in STATE['timings'].items():
+        print('lab timing: %-12s %6.1f s' % (name, seconds))
+
+
+# ---------------------------------------------------------------- steps, in order
+
+def engine_pid(host):
+    return int((LAB_DIR / host / 'dockerd.pid').read_text())
+
+
+def remember_lab():
+    """Record the lab's current holders and engines, and accumulate every lab process and
+    namespace seen, so the end of the test can prove that none of them outlived `down`."""
+    STATE['holders'] = {h: holder_pid(h) for h in HOSTS}
+    STATE['engines'] = {h: engine_pid(h) for h in ENGINE_HOSTS}
+    pids = list(STATE['holders'].values()) + list(STATE['engines'].values())
+    STATE.setdefault('identity', {}).update({pid: start_time(pid) for pid in pids})
+    STATE.setdefault('ns', set()).update(
+        (kind, ns_inode(pid, kind)) for pid in STATE['holders'].values() for kind in ('net', 'mnt'))
+
+
+def test_up_cold_builds_the_lab():
+    proc = lab('up')
+    STATE['timings']['up (cold)'] = proc.elapsed
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remember_lab()
+
+
+def test_status_reports_every_host_up():
+    proc = lab('status')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()}
+    assert set(lines) == set(HOSTS)
+    for host in HOSTS:
+        assert 'holder %d' % STATE['holders'][host] in lines[host]
+    for host in ENGINE_HOSTS:
+        assert 'dockerd %d' % STATE['engines'][host] in lines[host]
+
+
+def test_hosts_have_the_inventory_addresses_and_no_route_out():
+    inventory = inventory_hosts()
+    assert set(inventory) == set(HOSTS)
+    for host, hostvars in inventory.items():
+        assert hostvars['group'] == GROUP_OF[host]
+        assert hostvars['ansible_connection'] == 'tproxy.envoy.netns'
+        assert hostvars['ansible_netns_pidfile'] == str(LAB_DIR / host / 'holder.pid')
+        ns = 'tproxy-' + host
+        addrs = run('ip', '-n', ns, '-4', '-o', 'addr', 'show', 'dev', 'eth0')
+        assert ' %s/24 ' % hostvars['ansible_host'] in addrs
+        routes = run('ip', '-n', ns, 'route', 'show', 'table', 'all')
+        assert 'default' not in routes, '%s has a default route:\n%s' % (host, routes)
+        # Only the connected /24: the client role adds the route to web via the router.
+        main = [line.strip() for line in run('ip', '-n', ns, 'route', 'show').splitlines()]
+        assert main == ['192.0.2.0/24 dev eth0 proto kernel scope link src %s' % hostvars['ansible_host']]
+
+
+def test_hosts_reach_each_other_on_the_bridge():
+    for host in ('router', 'web'):
+        address = inventory_hosts()[host]['ansible_host']
+        # Port 9 is closed: a quick "Connection refused" is the host's RST, so the IP path works.
+        probe = subprocess.run(['ip', 'netns', 'exec', 'tproxy-client', 'timeout', '5', 'bash', '-c',
+                                ': </dev/tcp/%s/9' % address], capture_output=True, text=True)
+        assert probe.returncode == 1 and 'Connection refused' in probe.stderr, (host, probe.returncode, probe.stderr)
+
+
+def test_hosts_are_named_and_have_their_own_files():
+    for host in HOSTS:
+        assert in_host(host, 'hostname').strip() == host
+        mounts = in_host(host, 'findmnt', '-rn', '-o', 'TARGET,SOURCE')
+        for target, source in (('/etc', 'etc'), ('/var/lib', 'var-lib'), ('/run', 'run'), ('/tmp', 'tmp')):
+            assert re.search(r'^%s \S*\[%s/%s\]$' % (re.escape(target), LAB_DIR / host, source), mounts, re.M), mounts
+        # Its /sys shows its own interfaces, not the controller's.
+        assert sorted(in_host(host, 'ls', '/sys/class/net').split()) == ['eth0', 'lo']
+    assert run('hostname') == STATE['before']['hostname']
+
+
+def test_engines_are_stock_dockerd_inside_the_hosts():
+    for host in ENGINE_HOSTS:
+        sock = LAB_DIR / host / 'run' / 'docker.sock'
+        info = json.loads(run('docker', '-H', 'unix://%s' % sock, 'info', '--format', '{{json .}}'))
+        assert info['Name'] == host  # the engine sees the host's hostname
+        assert info['DockerRootDir'] == '/var/lib/docker'  # default paths, inside the host
+        links = run('ip', '-n', 'tproxy-' + host, '-o', 'link')
+        assert 'docker0' not in links  # {"bridge": "none"}: no 172.17.0.0/16
+        assert in_host(host, 'cat', '/etc/docker/daemon.json').strip() == '{"bridge": "none"}'
+        # Stock iptables management: Docker's chains are in the host's own firewall.
+        assert re.search(r'^:DOCKER ', in_host(host, 'iptables-save', '-t', 'filter'), re.M)
+        if IMAGES_ENV.exists():
+            wanted = [line.split('=', 1)[1].strip() for line in IMAGES_ENV.read_text().splitlines()
+                      if line.startswith('LAB_IMAGE_')]
+            have = run('docker', '-H', 'unix://%s' % sock, 'images', '--format', '{{.Repository}}:{{.Tag}}').split()
+            assert set(wanted) <= set(have), (wanted, have)
+
+
+def test_up_again_changes_nothing():
+    proc = lab('up')
+    STATE['timings']['up (warm)'] = proc.elapsed
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'already up, nothing changed' in proc.stderr, proc.stderr
+    assert {h: holder_pid(h) for h in HOSTS} == STATE['holders']
+    assert {h: engine_pid(h) for h in ENGINE_HOSTS} == STATE['engines']
+
+
+def test_a_write_to_etc_in_a_host_stays_in_that_host():
+    name = 'tproxy-lab-isolation-%d' % os.getpid()
+    in_host('router', 'sh', '-c', 'echo router > /etc/%s' % name)
+    assert not Path('/etc', name).exists()
+    assert (LAB_DIR / 'router' / 'etc' / name).read_text() == 'router\n'
+    assert not (LAB_DIR / 'web' / 'etc' / name).exists()
+
+
+def test_a_write_through_the_connection_plugin_stays_in_the_host(tmp_path):
+    ansible = Path(sys.executable).with_name('ansible')
+    if not ansible.exists():
+        pytest.skip('no ansible next to %s' % sys.executable)
+    collections = tmp_path / 'collections'
+    (collections / 'ansible_collections' / 'tproxy').mkdir(parents=True)
+    (collections / 'ansible_collections' / 'tproxy' / 'envoy').symlink_to(REPO)
+    name = 'tproxy-lab-plugin-%d' % os.getpid()
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR='1')
+    proc = subprocess.run([str(ansible), '-i', str(INVENTORY), 'web', '-m', 'ansible.builtin.copy',
+                           '-a', 'dest=/etc/%s content=web-via-plugin' % name],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not Path('/etc', name).exists()
+    assert (LAB_DIR / 'web' / 'etc' / name).read_text() == 'web-via-plugin'
+
+
+def test_reboot_keeps_the_disk_and_loses_run_tmp_and_processes():
+    in_host('web', 'sh', '-c', 'echo kept > /etc/reboot-probe; echo lost > /tmp/reboot-probe; echo lost > /run/reboot-probe')
+    old_holder, old_engine = STATE['holders']['web'], STATE['engines']['web']
+    proc = lab('reboot', 'web', timeout=300)
+    STATE['timings']['reboot web'] = proc.elapsed
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not alive(old_holder, STATE['identity'][old_holder])
+    assert not alive(old_engine, STATE['identity'][old_engine])
+    new_holder = holder_pid('web')
+    assert new_holder != old_holder
+    assert in_host('web', 'cat', '/etc/reboot-probe') == 'kept\n'
+    assert in_host('web', 'sh', '-c', 'ls /tmp/reboot-probe /run/reboot-probe 2>/dev/null', check=False) == ''
+    assert lab('status').returncode == 0
+    remember_lab()
+
+
+def test_up_repairs_a_half_broken_lab():
+    os.kill(engine_pid('web'), 15)
+    os.kill(holder_pid('router'), 15)
+    run('ip', 'netns', 'delete', 'tproxy-client')
+    time.sleep(1)
+    assert lab('status').returncode == 3
+    proc = lab('up')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'nothing changed' not in proc.stderr
+    assert lab('status').returncode == 0
+    remember_lab()
+    test_hosts_reach_each_other_on_the_bridge()
+    test_hosts_are_named_and_have_their_own_files()
+
+
+def test_down_removes_the_lab():
+    STATE['lab_processes'] = {pid for pid, info in processes().items()
+                              if (('net', info['net']) in STATE['ns'] or ('mnt', info['mnt']) in STATE['ns'])}
+    assert STATE['lab_processes'], 'no lab process seen: the test would prove nothing'
+    proc = lab('down', timeout=600)
+    STATE['timings']['down'] = proc.elapsed
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not LAB_DIR.exists()
+
+
+def test_down_again_is_a_no_op():
+    proc = lab('down', timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'nothing to do' in proc.stderr
+    assert lab('status').returncode == 3
+
+
+def test_no_lab_process_namespace_mount_or_cgroup_is_left():
+    for pid, started in STATE['identity'].items():
+        assert not alive(pid, started), 'lab process %d still runs' % pid
+    now = processes()
+    in_lab_ns = {pid: info for pid, info in now.items()
+                 if ('net', info['net']) in STATE['ns'] or ('mnt', info['mnt']) in STATE['ns']}
+    assert not in_lab_ns, in_lab_ns
+    new = {pid: info for pid, info in now.items() if pid not in STATE['processes_before']}
+    lab_like = {pid: info for pid, info in new.items()
+                if 'tproxy-lab' in info['cmdline'] or info['comm'] in ('dockerd', 'containerd', 'containerd-shim')
+                and info['mnt'] != ns_inode('self', 'mnt')}
+    assert not lab_like, lab_like
+    assert 'tproxy' not in run('findmnt', '-rn', '-o', 'TARGET,SOURCE')
+    netns = os.listdir('/run/netns') if os.path.isdir('/run/netns') else []
+    assert not [name for name in netns if name.startswith('tproxy-')]
+    assert not list(Path('/sys/fs/cgroup').glob('*/tproxy-lab')) and not Path('/sys/fs/cgroup/tproxy-lab').exists()
+
+
+def test_controller_has_no_new_mount():
+    # Compared as sets, not for equality: other tools on a shared controller mount and unmount
+    # their own things meanwhile. The lab's only footprint in the controller's mount table is
+    # /run/netns (made by `ip netns add`), which must be back to how it was.
+    before = set(STATE['before']['mounts'].splitlines())
+    after = set(STATE.setdefault('after', controller_snapshot())['mounts'].splitlines())
+    assert not after - before
+    netns_mounts = [line for line in before ^ after if line.split()[0].startswith('/run/netns')]
+    assert not netns_mounts
+
+
+@pytest.mark.parametrize('key', ['addr', 'link', 'route', 'rule', 'rule6', 'iptables', 'nft', 'netns',
+                                 'hostname', 'ip_forward', 'etc', 'var_lib_entries', 'docker'])
+def test_controller_is_as_before(key):
+    before = STATE['before']
+    if key not in before:
+        pytest.skip('%s: not present on this controller' % key)
+    after = STATE.setdefault('after', controller_snapshot())
+    assert after[key] == before[key]
