@@ -14,7 +14,7 @@ def test_route_to_web_goes_through_the_router(host, lab):
 
 def test_request_is_served_through_envoy_with_its_headers(host, lab):
     out = host.check_output("curl -sS -i --max-time 10 http://%s/headers" % lab["web"])
-    head, _, body = out.partition("\r\n\r\n")
+    head, _sep, body = out.partition("\r\n\r\n")
     assert head.startswith("HTTP/1.1 200")
     assert "server: envoy" in head.lower()
     assert '"X-Request-Downstream-Local": "%s:80"' % lab["web"] in body
@@ -36,7 +36,7 @@ def test_ports_not_intercepted_are_still_forwarded(lab):
     server = subprocess.Popen(["ip", "netns", "exec", "tproxy-web", "python3", "-m", "http.server", "8080",
                                "--bind", lab["web"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(50):
+        for _attempt in range(50):
             if in_netns("web", "ss", "-Hltn", "sport = :8080").stdout.strip():
                 break
             time.sleep(0.1)
