@@ -5,17 +5,19 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .cache/collections/ansible_collections/tproxy/envoy
-LAB_INVENTORY := inventories/lab
+LAB := -i inventories/lab
+PYTEST := python -m pytest -q -p no:cacheprovider
 
-.PHONY: help bootstrap collection lab verify site teardown lab-down test unit lint sanity \
-        molecule-namespace molecule-docker bench bench-smoke
+.PHONY: help bootstrap collection lab site verify teardown lab-down test unit integration \
+        aws-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
+        build-install build-install-lab ee-check docs-check docs bench bench-smoke
 
 help:
-	@echo "make lab       bring the namespace lab up, run site.yml, then verify.yml"
+	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
+	@echo "make test      everything CI runs (unit, sanity, lint, integration, molecule)"
 	@echo "make verify    run verify.yml against the lab"
 	@echo "make lab-down  teardown.yml, then remove the lab"
-	@echo "make test      everything CI runs"
-	@echo "make bench     benchmarks (lab only)"
+	@echo "make bench     benchmarks in the lab"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -26,26 +28,67 @@ collection: bootstrap
 
 lab: collection
 	lab/lab.sh up
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/verify.yml
+	ansible-playbook $(LAB) playbooks/site.yml
+	ansible-playbook $(LAB) playbooks/verify.yml
 
 site: collection
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	ansible-playbook $(LAB) playbooks/site.yml
 
 verify: collection
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/verify.yml
+	ansible-playbook $(LAB) playbooks/verify.yml
 
 teardown: collection
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/teardown.yml
+	ansible-playbook $(LAB) playbooks/teardown.yml
 
 lab-down: collection
-	@if lab/lab.sh status >/dev/null 2>&1; then ansible-playbook -i $(LAB_INVENTORY) playbooks/teardown.yml; fi
+	@if lab/lab.sh status >/dev/null 2>&1; then ansible-playbook $(LAB) playbooks/teardown.yml; fi
 	lab/lab.sh down
 
+# --- tests -----------------------------------------------------------------
 unit: collection
-	cd $(COLLECTION_LINK) && python -m pytest -q tests/unit
+	$(PYTEST) tests/unit
+
+integration: collection
+	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
+
+aws-test: collection
+	$(PYTEST) tests/integration/aws
 
 molecule-namespace: collection
 	molecule test -s namespace
 
-test: collection unit molecule-namespace
+molecule-docker: collection
+	molecule test -s docker
+
+sanity: bootstrap
+	scripts/sanity.sh all
+
+lint: collection
+	ansible-lint
+
+changelog-lint: bootstrap
+	antsibull-changelog lint
+	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	@out=$$(mktemp) && antsibull-changelog generate --output $$out --output-format rst && diff -u CHANGELOG.rst $$out; rc=$$?; rm -f $$out; exit $$rc
+
+# Files new or edited fragments into the galaxy.yml version and regenerates CHANGELOG.rst.
+changelog: bootstrap
+	antsibull-changelog release --version $$(python -c 'import yaml;print(yaml.safe_load(open("galaxy.yml"))["version"])') --refresh-fragments without-archives
+	@rm -f changelogs/.plugin-cache.yaml
+
+build-install: bootstrap
+	scripts/build-install-test.sh
+
+build-install-lab: collection
+	scripts/build-install-test.sh --run-lab
+
+ee-check: bootstrap
+	scripts/ee-check.sh
+
+docs-check: bootstrap
+	scripts/role-vars-table.py --check README.md --exclude netstate
+
+docs: bootstrap
+	scripts/role-vars-table.py --update README.md --exclude netstate
+
+test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test molecule-namespace
