@@ -82,12 +82,20 @@ pids_in_ns() { # KIND INODE: every process in that namespace
   [ -z "$found" ] || cut -d/ -f3 <<<"$found"
 }
 
+# PID: exists and is not a zombie (an exited process waits for its reaper; it holds nothing).
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 wait_gone() { # SECONDS PID...: true when all are gone in time
   local deadline=$((SECONDS + $1)) pid alive
   shift
   while :; do
     alive=0
-    for pid in "$@"; do [ -e "/proc/$pid" ] && alive=1; done
+    for pid in "$@"; do running "$pid" && alive=1; done
     [ "$alive" = 0 ] && return 0
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2

@@ -86,10 +86,13 @@ def start_time(pid):
 
 
 def alive(pid, started):
+    """The process that had this PID at that start time still runs (a zombie has ended)."""
     try:
-        return start_time(pid) == started
+        with open('/proc/%d/stat' % pid) as handle:
+            fields = handle.read().rsplit(')', 1)[1].split()
     except OSError:
         return False
+    return fields[19] == started and fields[0] != 'Z'
 
 
 def processes():
@@ -317,6 +320,15 @@ def test_up_repairs_a_half_broken_lab():
 
 
 def test_down_removes_the_lab():
+    # A container that would restart forever: `down` must stop it through its engine.
+    if IMAGES_ENV.exists():
+        sock = 'unix://%s' % (LAB_DIR / 'web' / 'run' / 'docker.sock')
+        node = [line.split('=', 1)[1].strip() for line in IMAGES_ENV.read_text().splitlines()
+                if line.startswith('LAB_IMAGE_NODE=')][0]
+        run('docker', '-H', sock, 'run', '-d', '--name', 'lifecycle-probe', '--restart', 'always',
+            '--network', 'host', node, 'sleep', 'infinity')
+        pid = int(run('docker', '-H', sock, 'inspect', '--format', '{{.State.Pid}}', 'lifecycle-probe'))
+        STATE['identity'][pid] = start_time(pid)
     STATE['lab_processes'] = {pid for pid, info in processes().items()
                               if (('net', info['net']) in STATE['ns'] or ('mnt', info['mnt']) in STATE['ns'])}
     assert STATE['lab_processes'], 'no lab process seen: the test would prove nothing'
