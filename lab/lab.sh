@@ -513,8 +513,10 @@ cmd_status() {
 cmd_reboot() { # HOST
   require_root
   require_tools
-  [ -n "${1:-}" ] && [ -n "${ADDRESS[$1]:-}" ] || die "usage: $0 reboot HOST (one of: ${HOSTS[*]})"
-  netns_exists "$LAN_NS" && [ -d "$(host_dir "$1")/etc" ] || die "no lab to reboot $1 in: run \`make lab\`"
+  if [ -z "${1:-}" ] || [ -z "${ADDRESS[$1]:-}" ]; then die "usage: $0 reboot HOST (one of: ${HOSTS[*]})"; fi
+  if ! netns_exists "$LAN_NS" || [ ! -d "$(host_dir "$1")/etc" ]; then
+    die "no lab to reboot $1 in: run \`make lab\`"
+  fi
   take_lock
   log "$1: rebooting (disk kept; /run, /tmp, network state and processes lost)"
   is_engine_host "$1" && engine_stop "$1" shutdown
