@@ -15,7 +15,7 @@ description:
     the host's own interfaces, routes, firewall rules, files and Docker engine, never the controller's.
   - Files are moved by streaming them through C(cat) in the same namespaces, so pipelining and the usual
     temporary-file transfer both work.
-author: tproxy.envoy developers
+author: tproxy.envoy contributors (@tproxy)
 options:
   pidfile:
     description:
