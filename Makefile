@@ -9,7 +9,7 @@ LAB := -i inventories/lab
 PYTEST := python -m pytest -q -p no:cacheprovider
 
 .PHONY: help bootstrap collection lab site verify teardown lab-down test unit integration \
-        aws-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
+        aws-test lab-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
         build-install build-install-lab ee-check docs-check docs bench bench-smoke
 
 help:
@@ -54,6 +54,10 @@ integration: collection
 aws-test: collection
 	$(PYTEST) tests/integration/aws
 
+# Root, and no lab up: brings its own lab up and down.
+lab-test: collection
+	$(PYTEST) tests/lab
+
 molecule-namespace: collection
 	molecule test -s namespace
 
@@ -91,4 +95,4 @@ docs-check: bootstrap
 docs: bootstrap
 	scripts/role-vars-table.py --update README.md --exclude netstate
 
-test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test molecule-namespace
+test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test molecule-namespace
