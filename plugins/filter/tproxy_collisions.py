@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: tproxy.envoy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filter that finds other users of the router's mark and route table."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: tproxy_collisions
+author: tproxy.envoy contributors (@tproxy)
+version_added: 0.1.0
+short_description: Rules and routes of others that use the router's mark bits or route table
+description:
+  - Reads C(ip rule list), C(ip route show table TABLE) and C(iptables-save) output and lists
+    every policy rule, route and iptables rule that is not the collection's own but uses the
+    route table or any bit of the mark. Each entry names the variable to change.
+  - What the collection itself installed (the output of C(tproxy-envoy-router list)) is never a collision.
+options:
+  _input:
+    description: Output of C(ip rule list).
+    type: str
+    required: true
+  routes:
+    description: Output of C(ip route show table TABLE).
+    type: str
+    required: true
+  iptables_save:
+    description: Output of C(iptables-save).
+    type: str
+    required: true
+  mark:
+    description: The mark bits (C(router_tproxy_mark)).
+    type: int
+    required: true
+  table:
+    description: The route table (C(router_route_table)).
+    type: int
+    required: true
+  own:
+    description: Lines of C(tproxy-envoy-router list) from an earlier run, or nothing.
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Stop when another tool uses our mark or table
+  ansible.builtin.assert:
+    that: collisions | length == 0
+    fail_msg: "{{ collisions | join('; ') }}"
+  vars:
+    collisions: "{{ rules.stdout | tproxy.envoy.tproxy_collisions(routes.stdout, save.stdout, 1, 100) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One sentence per collision, naming what collides and which variable to change.
+  type: list
+  elements: str
+"""
+
+import re
+
+# Priorities of the kernel's own rules (local, main, default).
+_KERNEL_RULES = {"0", "32766", "32767"}
+_MARK_OPTION = re.compile(r"--(?:set-xmark|set-mark|tproxy-mark|or-mark|xor-mark|mark)\s+(0x[0-9a-fA-F]+|\d+)(?:/(0x[0-9a-fA-F]+|\d+))?")
+_RULE_MARK = re.compile(r"\bfwmark\s+(0x[0-9a-fA-F]+|\d+)(?:/(0x[0-9a-fA-F]+|\d+))?")
+_RULE_TABLE = re.compile(r"\b(?:lookup|table)\s+(\S+)")
+
+
+def _int(text):
+    return int(text, 0)
+
+
+def _bits(value, mask):
+    """The mark bits a rule reads or writes: its mask, or its value without one."""
+    return _int(mask) if mask else _int(value)
+
+
+def _own(own):
+    """Own chains, own rule selectors and the tables of own "local default" routes."""
+    chains, selectors, local_tables = set(), set(), set()
+    for line in own or []:
+        fields = line.split("\t")
+        if fields[0] == "chain" and len(fields) >= 3:
+            chains.add(fields[2])
+        elif fields[0] == "rule" and len(fields) >= 2:
+            selectors.add(" ".join(fields[1].split()))
+        elif fields[0] == "route" and len(fields) >= 4 and fields[1] == "0.0.0.0/0" and fields[3] == "local":
+            local_tables.add(fields[2])
+    return chains, selectors, local_tables
+
+
+def _rule_is_own(body, selectors):
+    """An `ip rule list` line body is ours when it is exactly one of our selectors."""
+    words = body.replace("from all ", "", 1).split()
+    return " ".join(words) in selectors
+
+
+def tproxy_collisions(ip_rules, routes, iptables_save, mark, table, own=None):
+    """Sentences describing every foreign use of ``mark`` bits or route ``table``."""
+    chains, selectors, local_tables = _own(own)
+    found = []
+    for line in (ip_rules or "").splitlines():
+        prio, sep, body = line.partition(":")
+        if not sep or prio.strip() in _KERNEL_RULES or _rule_is_own(body, selectors):
+            continue
+        body = " ".join(body.split())
+        tables = _RULE_TABLE.findall(body)
+        if str(table) in tables:
+            found.append("policy rule '%s' already uses route table %d: set router_route_table to a free table" % (body, table))
+            continue
+        m = _RULE_MARK.search(body)
+        if m and _bits(m.group(1), m.group(2)) & mark:
+            found.append("policy rule '%s' already uses mark bits 0x%x: set router_tproxy_mark to free bits" % (body, mark))
+    for line in (routes or "").splitlines():
+        line = " ".join(line.split())
+        if not line or (str(table) in local_tables and line.startswith("local default dev lo")):
+            continue
+        found.append("route table %d already holds '%s': set router_route_table to a free table" % (table, line))
+    for line in (iptables_save or "").splitlines():
+        if not line.startswith("-A "):
+            continue
+        chain = line.split()[1]
+        if chain in chains:
+            continue
+        for value, mask in _MARK_OPTION.findall(line):
+            if _bits(value, mask) & mark:
+                found.append("iptables rule '%s' already uses mark bits 0x%x: set router_tproxy_mark to free bits" % (line, mark))
+                break
+    return found
+
+
+class FilterModule:
+    """tproxy.envoy collision filters."""
+
+    def filters(self):
+        return {"tproxy_collisions": tproxy_collisions}

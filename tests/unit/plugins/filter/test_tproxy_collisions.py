@@ -1,0 +1,58 @@
+"""tproxy_collisions: foreign users of the router's mark bits and route table are found; ours are not."""
+
+from ansible_collections.tproxy.envoy.plugins.filter.tproxy_collisions import tproxy_collisions
+
+KERNEL_RULES = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n"
+OWN = ["chain\tmangle\tTPROXY-ENVOY", "chain\tmangle\tTPROXY-ENVOY-DIVERT", "jump\tmangle\tPREROUTING\tTPROXY-ENVOY",
+       "rule\tfwmark 0x1/0x1 lookup 100", "route\t0.0.0.0/0\t100\tlocal\t-\tlo"]
+OUR_RULE = "32765:\tfrom all fwmark 0x1/0x1 lookup 100\n"
+OUR_SAVE = ("-A PREROUTING -m comment --comment \"tproxy.envoy\" -j TPROXY-ENVOY\n"
+            "-A TPROXY-ENVOY -p tcp -m tcp --dport 80 -j TPROXY --on-port 4999 --on-ip 127.0.0.1 --tproxy-mark 0x1/0x1\n"
+            "-A TPROXY-ENVOY-DIVERT -j MARK --set-xmark 0x1/0x1\n")
+
+
+def test_a_clean_host_has_no_collisions():
+    assert tproxy_collisions(KERNEL_RULES, "", "", 1, 100) == []
+
+
+def test_our_own_earlier_run_is_not_a_collision():
+    assert tproxy_collisions(KERNEL_RULES + OUR_RULE, "local default dev lo scope host\n", OUR_SAVE, 1, 100, OWN) == []
+
+
+def test_the_same_rules_without_our_record_are_a_collision():
+    found = tproxy_collisions(KERNEL_RULES + OUR_RULE, "local default dev lo scope host\n", OUR_SAVE, 1, 100)
+    assert any("router_route_table" in f for f in found)
+    assert any("router_tproxy_mark" in f and "MARK --set-xmark" in f for f in found)
+
+
+def test_a_foreign_rule_on_our_table_names_router_route_table():
+    found = tproxy_collisions(KERNEL_RULES + "100:\tfrom 198.51.100.0/24 lookup 100\n", "", "", 1, 100)
+    assert len(found) == 1 and "router_route_table" in found[0] and "198.51.100.0/24" in found[0]
+
+
+def test_a_foreign_fwmark_rule_sharing_a_bit_names_router_tproxy_mark():
+    found = tproxy_collisions(KERNEL_RULES + "200:\tfrom all fwmark 0x3/0x3 lookup 200\n", "", "", 1, 100)
+    assert len(found) == 1 and "router_tproxy_mark" in found[0]
+
+
+def test_a_foreign_fwmark_on_other_bits_is_fine():
+    assert tproxy_collisions(KERNEL_RULES + "200:\tfrom all fwmark 0x4000/0x4000 lookup 200\n", "", "", 1, 100) == []
+
+
+def test_a_foreign_route_in_our_table_names_router_route_table():
+    found = tproxy_collisions(KERNEL_RULES, "203.0.113.0/24 via 192.0.2.1 dev eth0\n", "", 1, 100, OWN)
+    assert len(found) == 1 and "203.0.113.0/24" in found[0] and "router_route_table" in found[0]
+
+
+def test_foreign_iptables_marks_are_checked_against_the_bits():
+    save = ("-A PREROUTING -j MARK --set-xmark 0x4000/0x4000\n"
+            "-A KUBE-MARK -j MARK --set-xmark 0x8000/0x8000\n"
+            "-A OTHER -j CONNMARK --set-xmark 0x2/0x2\n"
+            "-A OUTPUT -m mark --mark 0x3 -j ACCEPT\n")
+    found = tproxy_collisions(KERNEL_RULES, "", save, 2, 100)
+    assert [f.split("'")[1] for f in found] == ["-A OTHER -j CONNMARK --set-xmark 0x2/0x2", "-A OUTPUT -m mark --mark 0x3 -j ACCEPT"]
+    assert all("router_tproxy_mark" in f for f in found)
+
+
+def test_our_chains_are_ignored_even_with_overlapping_marks():
+    assert tproxy_collisions(KERNEL_RULES, "", OUR_SAVE, 1, 100, OWN) == []
