@@ -10,7 +10,8 @@
 #   - the network namespace tproxy-HOST: lo, and eth0 (a veth whose peer sits on the bridge br0
 #     inside the namespace tproxy-lan) with the host's address; no default route;
 #   - a holder process (lab/holder.sh) in that namespace with a mount and UTS namespace of its
-#     own, where $LAB_DIR/HOST/{etc,var-lib,run,tmp} are bound over /etc, /var/lib, /run, /tmp;
+#     own, where $LAB_DIR/HOST/{etc,var-lib,run,tmp,usr-local-sbin} are bound over /etc,
+#     /var/lib, /run, /tmp and /usr/local/sbin;
 #     its PID is in $LAB_DIR/HOST/holder.pid, which the tproxy.envoy.netns connection enters;
 #   - on router and web, Debian's stock dockerd started inside the holder's namespaces with its
 #     default paths and iptables management, reachable from the controller at
@@ -203,6 +204,8 @@ seed_etc() { # HOST
 seed_var_lib() { # HOST
   local dir
   dir=$(host_dir "$1")
+  # Like /var/lib, the host's /usr/local/sbin is its disk: kept across `reboot`.
+  install -d -m 0755 "$dir/usr-local-sbin"
   [ -d "$dir/var-lib" ] && return 0
   rm -rf "$dir/var-lib.part"
   mkdir -p "$dir/var-lib.part"

@@ -138,6 +138,7 @@ def controller_snapshot():
         'hostname': run('hostname'),
         'ip_forward': Path('/proc/sys/net/ipv4/ip_forward').read_text(),
         'etc': tree_digest('/etc'),
+        'usr_local_sbin': tree_digest('/usr/local/sbin'),
         'var_lib_entries': sorted(os.listdir('/var/lib')),
     }
     if shutil.which('nft'):
@@ -230,7 +231,8 @@ def test_hosts_are_named_and_have_their_own_files():
     for host in HOSTS:
         assert in_host(host, 'hostname').strip() == host
         mounts = in_host(host, 'findmnt', '-rn', '-o', 'TARGET,SOURCE')
-        for target, source in (('/etc', 'etc'), ('/var/lib', 'var-lib'), ('/run', 'run'), ('/tmp', 'tmp')):
+        for target, source in (('/etc', 'etc'), ('/var/lib', 'var-lib'), ('/run', 'run'), ('/tmp', 'tmp'),
+                               ('/usr/local/sbin', 'usr-local-sbin')):
             assert re.search(r'^%s \S*\[%s/%s\]$' % (re.escape(target), LAB_DIR / host, source), mounts, re.M), mounts
         # Its /sys shows its own interfaces, not the controller's.
         assert sorted(in_host(host, 'ls', '/sys/class/net').split()) == ['eth0', 'lo']
@@ -266,8 +268,10 @@ def test_up_again_changes_nothing():
 
 def test_a_write_to_etc_in_a_host_stays_in_that_host():
     name = 'tproxy-lab-isolation-%d' % os.getpid()
-    in_host('router', 'sh', '-c', 'echo router > /etc/%s' % name)
+    in_host('router', 'sh', '-c', 'echo router > /etc/%s; echo router > /usr/local/sbin/%s' % (name, name))
     assert not Path('/etc', name).exists()
+    assert not Path('/usr/local/sbin', name).exists()
+    assert (LAB_DIR / 'router' / 'usr-local-sbin' / name).read_text() == 'router\n'
     assert (LAB_DIR / 'router' / 'etc' / name).read_text() == 'router\n'
     assert not (LAB_DIR / 'web' / 'etc' / name).exists()
 
