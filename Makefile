@@ -9,7 +9,7 @@ LAB := -i inventories/lab
 PYTEST := python -m pytest -q -p no:cacheprovider
 
 .PHONY: help bootstrap collection lab site verify teardown lab-down test unit integration \
-        aws-test lab-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
+        aws-test lab-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
         build-install build-install-lab ee-check docs-check docs bench bench-smoke
 
 help:
@@ -58,6 +58,10 @@ aws-test: collection
 lab-test: collection
 	$(PYTEST) tests/lab
 
+# Root: brings its own lab up, proves each protection of issue 7, takes the lab down.
+topology-test: collection
+	$(PYTEST) tests/topology
+
 molecule-namespace: collection
 	molecule test -s namespace
 
@@ -95,4 +99,4 @@ docs-check: bootstrap
 docs: bootstrap
 	scripts/role-vars-table.py --update README.md --exclude netstate
 
-test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test molecule-namespace
+test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace

@@ -1,0 +1,118 @@
+"""The namespace lab as a test fixture: hosts, playbook runs and snapshots of host state.
+
+These tests need root and bring the lab up themselves (lab/lab.sh up); they leave it down.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LAB_DIR = pathlib.Path("/var/lib/tproxy-lab")
+ADDR = {"client": "192.0.2.10", "router": "192.0.2.100", "web": "192.0.2.180"}
+ENGINES = ("router", "web")
+
+
+def holder(host):
+    return (LAB_DIR / host / "holder.pid").read_text().strip()
+
+
+def sh(host, script, check=True, timeout=60):
+    """Run a shell script inside a lab host (its mount, network and UTS namespaces)."""
+    proc = subprocess.run(["nsenter", "-t", holder(host), "-m", "-n", "-u", "--", "/bin/sh", "-c", script],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s: %r failed (%d): %s" % (host, script, proc.returncode, proc.stderr))
+    return proc
+
+
+def _playbook_argv(name, args):
+    return ["ansible-playbook", "-i", "inventories/lab", "playbooks/%s.yml" % name, *args]
+
+
+_ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+
+
+def playbook(name, *args, timeout=900):
+    """Run one of the collection's playbooks against the lab; returns the CompletedProcess."""
+    return subprocess.run(_playbook_argv(name, args), cwd=ROOT, env=_ENV, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def playbook_process(name, *args):
+    """Start a playbook and read its output line by line (to interrupt it)."""
+    return subprocess.Popen(_playbook_argv(name, args), cwd=ROOT, env=_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def recap(proc):
+    """{host: {'ok': n, 'changed': n, 'failed': n, ...}} from a playbook's PLAY RECAP."""
+    result = {}
+    for line in proc.stdout.splitlines():
+        if ":" in line and "ok=" in line and "changed=" in line:
+            host, _sep, counts = line.partition(":")
+            result[host.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in counts.split())}
+    return result
+
+
+def assert_ok(proc, changed=None):
+    counts = recap(proc)
+    assert proc.returncode == 0 and counts, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
+    if changed is not None:
+        assert {h: c["changed"] for h, c in counts.items()} == {h: changed for h in counts}, counts
+    return counts
+
+
+def snapshot():
+    """Everything the collection may touch on every lab host, to prove a run changed nothing."""
+    state = {}
+    for host in ADDR:
+        script = ("iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'; echo; ip rule list; echo; "
+                  "ip route show table all; echo; ls -la /etc/tproxy-envoy /usr/local/sbin /etc/sysctl.d 2>&1; "
+                  "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter "
+                  "/proc/sys/net/ipv4/conf/all/send_redirects")
+        if host in ENGINES:
+            script += "; docker ps -a --format '{{.Names}} {{.Image}} {{.Status}}' | sed -E 's/ (Up|Exited).*//'"
+        state[host] = sh(host, script).stdout
+    return state
+
+
+def client_get(url, timeout=10):
+    return sh("client", "curl -sS -i --max-time %d %s" % (timeout, url), check=False)
+
+
+def envoy_stat(name):
+    out = sh("router", "curl -s http://127.0.0.1:19000/stats?filter=%s" % name).stdout
+    for line in out.splitlines():
+        key, _sep, value = line.partition(": ")
+        if key == name:
+            return int(value)
+    return 0
+
+
+def wait_until(predicate, timeout, step=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """A fresh lab with nothing of the collection on it; removed at the end."""
+    subprocess.run([str(ROOT / "lab/lab.sh"), "down"], check=True, timeout=300)
+    subprocess.run([str(ROOT / "lab/lab.sh"), "up"], check=True, timeout=900)
+    yield ADDR
+    playbook("teardown")
+    subprocess.run([str(ROOT / "lab/lab.sh"), "down"], check=True, timeout=300)
+
+
+def docker_json(host, *args):
+    return json.loads(sh(host, "docker " + " ".join(args)).stdout)

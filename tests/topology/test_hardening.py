@@ -1,0 +1,245 @@
+"""Issue 7: each protection of the router, proven on the namespace lab.
+
+The tests run in file order on one lab: a fresh lab first (refusals, collisions), then a
+converged one (rules, self-loop, faults, reboot), then teardown next to other people's state.
+"""
+
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import (ADDR, ROOT, assert_ok, client_get, docker_json, envoy_stat, holder, playbook,
+                      playbook_process, recap, sh, snapshot, wait_until)
+
+FOREIGN = {
+    "router": ("iptables -t mangle -A PREROUTING -s 203.0.113.7/32 -j ACCEPT; "
+               "iptables -t nat -A POSTROUTING -s 203.0.113.7/32 -j ACCEPT; "
+               "iptables -A INPUT -s 203.0.113.7/32 -j ACCEPT; "
+               "ip rule add from 198.51.100.0/24 lookup 200 priority 1000; "
+               "ip route add 198.51.100.0/24 dev lo table 200; "
+               "docker run -d --name foreign --network none tproxy-envoy/node:bookworm sleep infinity >/dev/null"),
+}
+FOREIGN_EVIDENCE = {
+    "-A PREROUTING -s 203.0.113.7/32 -j ACCEPT": "iptables-save -t mangle",
+    "-A POSTROUTING -s 203.0.113.7/32 -j ACCEPT": "iptables-save -t nat",
+    "-A INPUT -s 203.0.113.7/32 -j ACCEPT": "iptables-save -t filter",
+    "1000:\tfrom 198.51.100.0/24 lookup 200": "ip rule list",
+    "198.51.100.0/24 dev lo scope link": "ip route show table 200",
+    "foreign": "docker ps --format '{{.Names}}'",
+}
+
+BAD_INPUT = [
+    ("router_proxy_port", 70000),
+    ("router_proxy_port", 0),
+    ("router_proxy_port", "not-a-port"),
+    ("router_envoy_admin_port", 4999),
+    ("router_intercept_ports", []),
+    ("router_intercept_ports", [0]),
+    ("router_intercept_ports", [80, 80]),
+    ("router_tproxy_mark", 0),
+    ("router_tproxy_mark", 4294967296),
+    ("router_route_table", 0),
+    ("router_route_table", 253),
+    ("router_route_table", 254),
+    ("router_route_table", 255),
+    ("router_envoy_runtime", "podman"),
+    ("router_envoy_log_level", "loud"),
+    ("router_envoy_admin_address", "localhost"),
+    ("router_intercept_sources", ["192.0.2.1/24"]),
+    ("webserver_port", 99999),
+    ("client_routes", [{"dest": "not-an-address", "via": "192.0.2.100"}]),
+    ("client_routes", [{"dest": "192.0.2.180/32", "via": "router"}]),
+]
+
+
+def test_teardown_on_a_never_configured_lab_is_ok(lab):
+    assert_ok(playbook("teardown"), changed=0)
+
+
+@pytest.mark.parametrize("name,value", BAD_INPUT, ids=["%s=%s" % case for case in BAD_INPUT])
+def test_bad_input_is_refused_naming_the_variable_before_any_change(lab, name, value):
+    before = snapshot()
+    proc = playbook("site", "-e", json.dumps({name: value}))
+    assert proc.returncode != 0
+    assert name in proc.stdout, proc.stdout[-3000:]
+    assert snapshot() == before
+
+
+def test_a_taken_proxy_port_stops_the_router_before_any_change(lab):
+    squatter = subprocess.Popen(["nsenter", "-t", holder("router"), "-m", "-n", "--", "python3", "-m", "http.server",
+                                 "--bind", "127.0.0.1", "4999"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: sh("router", "ss -Hltn 'sport = :4999'").stdout.strip(), 10, 0.2)
+        before = snapshot()
+        proc = playbook("site")
+        assert proc.returncode != 0
+        assert "router_proxy_port 4999" in proc.stdout and "already taken" in proc.stdout, proc.stdout[-3000:]
+        assert snapshot() == before
+    finally:
+        squatter.send_signal(signal.SIGTERM)
+        squatter.wait(timeout=10)
+
+
+@pytest.mark.parametrize("setup,undo,variable", [
+    ("ip rule add fwmark 0x1/0x1 lookup 200 priority 900", "ip rule del fwmark 0x1/0x1 lookup 200 priority 900",
+     "router_tproxy_mark"),
+    ("ip route add 203.0.113.0/24 dev lo table 100", "ip route del 203.0.113.0/24 dev lo table 100",
+     "router_route_table"),
+    ("iptables -t mangle -A OUTPUT -j MARK --set-xmark 0x1/0x1", "iptables -t mangle -D OUTPUT -j MARK --set-xmark 0x1/0x1",
+     "router_tproxy_mark"),
+], ids=["ip-rule-on-our-mark", "route-in-our-table", "iptables-mark"])
+def test_a_mark_or_table_used_by_others_stops_the_router_before_any_change(lab, setup, undo, variable):
+    sh("router", setup)
+    try:
+        before = snapshot()
+        proc = playbook("site")
+        assert proc.returncode != 0
+        assert variable in proc.stdout and ("already uses" in proc.stdout or "already holds" in proc.stdout), \
+            proc.stdout[-3000:]
+        assert snapshot() == before
+    finally:
+        sh("router", undo)
+
+
+def test_site_converges_next_to_other_peoples_state_and_is_idempotent(lab):
+    for host, script in FOREIGN.items():
+        sh(host, script)
+    assert_ok(playbook("site"))
+    assert_ok(playbook("site"), changed=0)
+    assert_ok(playbook("site", "--check"), changed=0)
+    assert_ok(playbook("verify"), changed=0)
+
+
+def test_rules_live_in_own_commented_chains_with_masked_marks(lab):
+    mangle = sh("router", "iptables-save -t mangle").stdout.splitlines()
+    own = [line for line in mangle if line.startswith("-A TPROXY-ENVOY")]
+    assert own and all('-m comment --comment "tproxy.envoy' in line for line in own), own
+    jumps = [line for line in mangle if line.startswith("-A PREROUTING") and "TPROXY-ENVOY" in line]
+    assert jumps == ['-A PREROUTING -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY']
+    marks = re.findall(r"--(?:tproxy-mark|set-xmark) (\S+)", "\n".join(own))
+    assert marks and all(m == "0x1/0x1" for m in marks), marks
+    filt = sh("router", "iptables-save -t filter").stdout.splitlines()
+    assert [line for line in filt if "TPROXY-ENVOY-FWD" in line and line.startswith("-A FORWARD")] == \
+        ['-A FORWARD -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY-FWD']
+
+
+def test_connections_to_the_router_itself_are_never_handed_to_envoy(lab):
+    before = envoy_stat("cluster.original_destination.upstream_cx_total")
+    for port in (4999, 80, 19000):
+        result = client_get("http://%s:%d/" % (ADDR["router"], port), timeout=5)
+        assert result.returncode == 7, (port, result.returncode, result.stderr)  # refused, at once
+    assert envoy_stat("cluster.original_destination.upstream_cx_total") == before
+    ok = client_get("http://%s/get" % ADDR["web"])
+    assert ok.returncode == 0 and "server: envoy" in ok.stdout.lower()
+    # Exactly one upstream connection for that request: Envoy's own SYN was not intercepted again.
+    assert envoy_stat("cluster.original_destination.upstream_cx_total") == before + 1
+
+
+def test_changing_mark_and_table_replaces_the_rules_without_a_gap(lab):
+    failures, done = [], threading.Event()
+
+    def load():
+        for _attempt in range(2000):  # bounded: at most ~2000 requests, and stops when the change is done
+            if done.is_set():
+                return
+            result = client_get("http://%s/get" % ADDR["web"], timeout=5)
+            if result.returncode != 0 or "200 OK" not in result.stdout:
+                failures.append(result.stderr or result.stdout[:200])
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        assert_ok(playbook("site", "-e", "router_tproxy_mark=2", "-e", "router_route_table=101"))
+    finally:
+        done.set()
+        worker.join(timeout=60)
+    assert failures == []
+    state = sh("router", "ip rule list; ip route show table 100; iptables-save -t mangle").stdout
+    assert "0x1/0x1" not in state and "lookup 100" not in state and "fwmark 0x2/0x2 lookup 101" in state
+    assert_ok(playbook("site"))
+    assert_ok(playbook("verify"))
+
+
+def test_a_killed_envoy_comes_back_and_serves_again(lab):
+    pid = docker_json("router", "inspect", "tproxy-envoy")[0]["State"]["Pid"]
+    subprocess.run(["kill", "-KILL", str(pid)], check=True)
+    assert wait_until(lambda: "server: envoy" in client_get("http://%s/get" % ADDR["web"], 3).stdout.lower(), 60)
+    assert docker_json("router", "inspect", "tproxy-envoy")[0]["State"]["Pid"] != pid
+    assert_ok(playbook("verify"))
+
+
+def test_after_a_reboot_interception_and_routes_come_back(lab):
+    units = {}
+    for host in ("router", "client"):
+        unit = sh(host, "cat /etc/systemd/system/tproxy-envoy-%s.service" % host).stdout
+        units[host] = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(("ExecStartPre=", "ExecStart="))]
+        subprocess.run([str(ROOT / "lab" / "lab.sh"), "reboot", host], check=True, timeout=300)
+    assert "TPROXY" not in sh("router", "iptables-save -t mangle").stdout  # the reboot really lost the rules
+    for host, commands in units.items():
+        if host == "router":
+            sh(host, "sysctl -q -p /etc/sysctl.d/60-tproxy-envoy.conf")  # what systemd-sysctl does at boot
+        for command in commands:
+            sh(host, command, timeout=120)
+    assert_ok(playbook("verify"))
+
+
+def test_boot_units_pass_systemd_analyze(lab, tmp_path):
+    for host in ("router", "client"):
+        unit = tmp_path / ("tproxy-envoy-%s.service" % host)
+        unit.write_text(sh(host, "cat /etc/systemd/system/%s" % unit.name).stdout)
+        script = sh(host, "cat /usr/local/sbin/tproxy-envoy-%s" % host).stdout
+        fake = tmp_path / "tproxy-envoy-script"
+        fake.write_text(script)
+        fake.chmod(0o755)
+        unit.write_text(unit.read_text().replace("/usr/local/sbin/tproxy-envoy-%s" % host, str(fake)))
+        proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
+                              check=False)
+        problems = [line for line in proc.stderr.splitlines() if unit.name in line]
+        assert proc.returncode == 0 and not problems, proc.stderr
+
+
+def test_an_interrupted_site_run_converges_on_the_next_run(lab):
+    assert_ok(playbook("teardown"))
+    env_proc = playbook_process("site")
+    interrupted = False
+    try:
+        for line in env_proc.stdout:
+            if "Ensure the Envoy container runs" in line:
+                env_proc.send_signal(signal.SIGINT)
+                interrupted = True
+                break
+    finally:
+        env_proc.wait(timeout=120)
+    assert interrupted
+    assert env_proc.returncode != 0
+    assert_ok(playbook("site"))
+    assert_ok(playbook("site"), changed=0)
+    assert_ok(playbook("verify"))
+
+
+def test_teardown_spares_other_peoples_state_and_is_idempotent(lab):
+    assert_ok(playbook("teardown"))
+    for evidence, command in FOREIGN_EVIDENCE.items():
+        assert evidence in sh("router", command).stdout, (evidence, command)
+    assert "TPROXY" not in sh("router", "iptables-save").stdout
+    assert "lookup 100" not in sh("router", "ip rule list").stdout
+    assert sh("router", "ip route show table 100").stdout.strip() == ""
+    for host in ("router", "client"):
+        assert sh(host, "ls /etc/tproxy-envoy /usr/local/sbin/tproxy-envoy-%s /etc/systemd/system/tproxy-envoy-%s.service"
+                  % (host, host), check=False).stdout == ""
+    assert "tproxy-envoy" not in sh("router", "docker ps -a --format '{{.Names}}'").stdout
+    assert "tproxy-httpbin" not in sh("web", "docker ps -a --format '{{.Names}}'").stdout
+    assert_ok(playbook("teardown"), changed=0)
+    verify = playbook("verify")
+    assert verify.returncode != 0 and "Hop 'web server' failed" in verify.stdout
+
+
+def test_recap_parser_reads_failures():
+    fake = subprocess.CompletedProcess([], 2, "router : ok=3 changed=1 unreachable=0 failed=1 skipped=0\n", "")
+    assert recap(fake) == {"router": {"ok": 3, "changed": 1, "unreachable": 0, "failed": 1, "skipped": 0}}
