@@ -55,7 +55,7 @@ def load_images():
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return subprocess.run(
         [str(REPO / "lab/images.sh"), "load", SOCKET],
-        capture_output=True, text=True, env=env, timeout=900,
+        capture_output=True, text=True, env=env, timeout=900, check=False,
     )
 
 
@@ -115,7 +115,7 @@ def test_envoy_runs_as_nobody_and_is_the_wheels_version():
 def proc_status(pid):
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         fields[key] = value.split()
     return fields
 
@@ -154,7 +154,7 @@ def test_envoy_validates_a_good_config_and_rejects_a_bad_one():
 
 def get_inside(name, url, header="X-Images-Test: probe", attempts=40):
     """GETs url with curl inside the container, retrying while gunicorn starts."""
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         result = docker("exec", name, "curl", "-fsS", "-H", header, url, check=False)
         if result.returncode == 0:
             return result.stdout

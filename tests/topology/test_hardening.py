@@ -74,7 +74,10 @@ def test_a_taken_proxy_port_stops_the_router_before_any_change(lab):
     squatter = subprocess.Popen(["nsenter", "-t", holder("router"), "-m", "-n", "--", "python3", "-m", "http.server",
                                  "--bind", "127.0.0.1", "4999"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: sh("router", "ss -Hltn 'sport = :4999'").stdout.strip(), 10, 0.2)
+        def listening():
+            return bool(sh("router", "ss -Hltn 'sport = :4999'").stdout.strip())
+
+        assert wait_until(listening, 10, 0.2)
         before = snapshot()
         proc = playbook("site")
         assert proc.returncode != 0
