@@ -1,0 +1,61 @@
+"""Shared helpers for the docker scenario's testinfra tests.
+
+The hosts are containers on the controller's engine; Envoy and httpbin are containers on the
+same engine, so the tests inspect them from the controller with the docker client.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+import yaml
+
+SCENARIO = pathlib.Path(__file__).resolve().parents[1]
+PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", SCENARIO.parents[1]))
+CAP_NET_ADMIN = 1 << 12
+
+
+def scenario_addresses():
+    """Each host's address on the scenario network, from the inventory the roles route by."""
+    return {path.stem: yaml.safe_load(path.read_text())["private_ip_address"]
+            for path in sorted((SCENARIO / "inventory" / "host_vars").glob("*.yml"))}
+
+
+def engine(*argv, timeout=30, check=True):
+    """Run the docker client against the controller's engine."""
+    return subprocess.run(["docker", *argv], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def inspect(name):
+    return json.loads(engine("inspect", name).stdout)[0]
+
+
+def proc_status(pid):
+    """/proc/PID/status of a process on the controller, as a dict."""
+    text = pathlib.Path("/proc/%d/status" % pid).read_text()
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def playbook(path, *args, timeout=240):
+    """ansible-playbook against the scenario's own inventory (the one molecule generated).
+
+    Returns the CompletedProcess with ``output``: stdout and stderr (where failures go), no colour.
+    """
+    inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    result = subprocess.run(["ansible-playbook", "-i", str(inventory), str(path), *args], cwd=PROJECT, env=env,
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    result.output = result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def addr():
+    return scenario_addresses()
+
+
+@pytest.fixture(scope="session")
+def project():
+    return PROJECT
