@@ -1,0 +1,220 @@
+"""Configuration files for the bench's own processes.
+
+Envoy: the router role's template rendered by Ansible with the role's defaults (so a change
+to the role changes what the bench measures), then, for the tuned and L4 variants, edited as
+data. Each edit below is one tuning knob; the report names the knobs each variant uses.
+HAProxy and nginx: small configs written here.
+"""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TEMPLATES = os.path.join(HERE, "templates")
+
+HCM = "envoy.filters.network.http_connection_manager"
+ROUTER_FILTER = "envoy.filters.http.router"
+
+
+def render_role_configs(renders, workdir):
+    """Render roles/router/templates/envoy.yaml.j2 once per item of renders.
+
+    renders: list of dicts with dest, proxy_address, proxy_port, admin_port, intercept_ports.
+    Returns the role's Envoy command-line arguments (__router_envoy_args) without `-c FILE`.
+    """
+    varfile = os.path.join(workdir, "render-vars.json")
+    argsfile = os.path.join(workdir, "envoy-args.json")
+    with open(varfile, "w", encoding="utf-8") as f:
+        json.dump({"bench_envoy_renders": renders, "bench_envoy_args_file": argsfile}, f)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local",
+            "-e", f"ansible_python_interpreter={sys.executable}",
+            "-e", f"@{varfile}", os.path.join(TEMPLATES, "render_envoy.yml")]
+    res = subprocess.run(argv, env=env, text=True, capture_output=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError("rendering the router role's Envoy template failed:\n"
+                           + res.stdout[-3000:] + res.stderr[-2000:])
+    with open(argsfile, encoding="utf-8") as f:
+        args = json.load(f)
+    i = args.index("-c")
+    return args[:i] + args[i + 2:]
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def dump(config, path):
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+
+
+# ---------------------------------------------------------------- Envoy knobs (edits as data)
+
+def _listener(config):
+    return config["static_resources"]["listeners"][0]
+
+
+def _hcms(config):
+    for chain in _listener(config)["filter_chains"]:
+        for flt in chain["filters"]:
+            if flt["name"] == HCM:
+                yield flt["typed_config"]
+
+
+def _router_filters(config):
+    for hcm in _hcms(config):
+        for flt in hcm["http_filters"]:
+            if flt["name"] == ROUTER_FILTER:
+                yield flt["typed_config"]
+
+
+def _clusters(config):
+    return config["static_resources"]["clusters"]
+
+
+def no_request_id(config):
+    """HCM generate_request_id: false (no UUID per request, no x-request-id)."""
+    for hcm in _hcms(config):
+        hcm["generate_request_id"] = False
+
+
+def suppress_envoy_headers(config):
+    """Router filter: no x-envoy-expected-rq-timeout-ms / x-envoy-upstream-service-time."""
+    for router in _router_filters(config):
+        router["suppress_envoy_headers"] = True
+
+
+def no_dynamic_stats(config):
+    """Router filter: no per-request dynamic (per-cluster, per-code) stats."""
+    for router in _router_filters(config):
+        router["dynamic_stats"] = False
+
+
+def exact_balance(config):
+    """Listener: spread accepted connections evenly over the workers."""
+    _listener(config)["connection_balance_config"] = {"exact_balance": {}}
+
+
+def buffers_32k(config):
+    """32 KiB per-connection buffer limits, downstream and upstream (default 1 MiB)."""
+    _listener(config)["per_connection_buffer_limit_bytes"] = 32768
+    for cluster in _clusters(config):
+        cluster["per_connection_buffer_limit_bytes"] = 32768
+
+
+def no_stream_timers(config):
+    """No per-stream idle timer and no per-request route timeout (two timers per request)."""
+    for hcm in _hcms(config):
+        hcm["stream_idle_timeout"] = "0s"
+        for vhost in hcm["route_config"]["virtual_hosts"]:
+            for route in vhost["routes"]:
+                route["route"]["timeout"] = "0s"
+
+
+def no_upstream_header_filter(config):
+    """Drop the upstream header_mutation filter (loses x-request-upstream-remote: cost only)."""
+    for cluster in _clusters(config):
+        cluster.pop("typed_extension_protocol_options", None)
+
+
+def no_added_headers(config):
+    """Drop the route's added request headers (loses the headers verify.yml checks: cost only)."""
+    for hcm in _hcms(config):
+        for vhost in hcm["route_config"]["virtual_hosts"]:
+            vhost.pop("request_headers_to_add", None)
+
+
+def no_stats(config):
+    """Stats matcher rejects every stat (no counters on the hot path: cost only)."""
+    config["stats_config"] = {"stats_matcher": {"reject_all": True}}
+
+
+def tcp_proxy(config):
+    """L4: every filter chain forwards bytes to the original destination (tcp_proxy)."""
+    for chain in _listener(config)["filter_chains"]:
+        port = chain["filter_chain_match"]["destination_port"]
+        chain["name"] = f"tcp-{port}"
+        chain["filters"] = [{
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": f"tcp_{port}", "cluster": "original_destination"}}]
+    no_upstream_header_filter(config)
+
+
+KNOBS = {f.__name__: f for f in (no_request_id, suppress_envoy_headers, no_dynamic_stats,
+                                  exact_balance, buffers_32k, no_stream_timers,
+                                  no_upstream_header_filter, no_added_headers, no_stats, tcp_proxy)}
+# Knobs that keep every header and behaviour verify.yml relies on: candidates for the role.
+PRODUCT_SAFE = ("no_request_id", "suppress_envoy_headers", "no_dynamic_stats", "exact_balance",
+                "buffers_32k")
+# Knobs that change behaviour (timeouts, a header, stats): measured to show Envoy's floor.
+COST_ONLY = ("no_stream_timers", "no_upstream_header_filter", "no_stats")
+
+
+def apply_knobs(config, knobs):
+    config = copy.deepcopy(config)
+    for knob in knobs:
+        KNOBS[knob](config)
+    return config
+
+
+# ---------------------------------------------------------------- HAProxy and nginx
+
+def haproxy_config(mode, port, threads, workdir):
+    """HAProxy with a transparent bind on loopback; server 0.0.0.0 = the original destination."""
+    http_only = "    option http-keep-alive\n" if mode == "http" else ""
+    return f"""# bench-only: HAProxy {mode} mode behind the bench's TPROXY rule
+global
+    nbthread {threads}
+    # Below the open-files limit (two descriptors per proxied connection).
+    maxconn 8000
+    pidfile {workdir}/haproxy-{mode}.pid
+defaults
+    mode {mode}
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+{http_only}frontend intercepted
+    bind 127.0.0.1:{port} transparent
+    default_backend original_destination
+backend original_destination
+    # 0.0.0.0 with no port: the address and port the client connected to.
+    server original 0.0.0.0
+"""
+
+
+def nginx_config(address, port, workdir):
+    """A static responder: one small fixed body, no logging, keep-alive without limit."""
+    return f"""# bench-only static responder
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/nginx-tmp; proxy_temp_path {workdir}/nginx-tmp;
+    fastcgi_temp_path {workdir}/nginx-tmp; uwsgi_temp_path {workdir}/nginx-tmp;
+    scgi_temp_path {workdir}/nginx-tmp;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+    server {{
+        listen {address}:{port};
+        location / {{ return 200 "static\\n"; }}
+    }}
+}}
+"""
+
+
+def write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path

@@ -1,0 +1,107 @@
+"""The control path: how long the playbooks take against the lab, and what Ansible settings do.
+
+Order matters for the shared lab: a warm site.yml runs first and must pass (otherwise the
+lab is not torn down at all); then teardown.yml, a cold site.yml, warm reruns with Ansible
+variations, and verify.yml. The lab ends converged, as it started.
+"""
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+TASK_TIME = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
+
+
+def parse_recap(stdout):
+    """{host: {ok, changed, unreachable, failed}} from a PLAY RECAP."""
+    return {m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+            for m in RECAP.finditer(stdout)}
+
+
+def slowest_tasks(stdout, count=5):
+    """profile_tasks' summary lines: the slowest tasks of a run."""
+    tasks = [(name.strip(), float(sec)) for name, sec in TASK_TIME.findall(stdout)]
+    return sorted(tasks, key=lambda t: -t[1])[:count]
+
+
+def playbook(name, extra_env=None, label=None):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", ANSIBLE_NOCOLOR="1")
+    env.update(extra_env or {})
+    argv = ["ansible-playbook", "-i", os.path.join(REPO, "inventories", "lab"),
+            os.path.join(REPO, "playbooks", name)]
+    start = time.monotonic()
+    res = subprocess.run(argv, cwd=REPO, env=env, text=True, capture_output=True, check=False)
+    seconds = time.monotonic() - start
+    recap = parse_recap(res.stdout)
+    changed = sum(h["changed"] for h in recap.values())
+    failed = sum(h["failed"] + h["unreachable"] for h in recap.values())
+    return {
+        "name": label or name, "seconds": round(seconds, 1), "rc": res.returncode,
+        "changed": changed, "failed": failed,
+        "recap": f"rc={res.returncode} changed={changed} failed={failed}",
+        "slowest": slowest_tasks(res.stdout),
+        "env": extra_env or {},
+        "tail": "" if res.returncode == 0 else (res.stdout[-2500:] + res.stderr[-1000:]),
+    }
+
+
+def lab_script(action):
+    start = time.monotonic()
+    res = subprocess.run([os.path.join(REPO, "lab", "lab.sh"), action], cwd=REPO, text=True,
+                         capture_output=True, check=False)
+    return {"name": f"lab/lab.sh {action}", "seconds": round(time.monotonic() - start, 1),
+            "rc": res.returncode, "recap": f"rc={res.returncode}",
+            "tail": "" if res.returncode == 0 else res.stderr[-2000:]}
+
+
+def measure(log, lab_cycle=False):
+    """Time the playbooks. lab_cycle: also remove and recreate the whole lab once."""
+    steps = []
+    problems = []
+
+    def step(result):
+        steps.append(result)
+        log(f"control: {result['name']}: {result['seconds']} s ({result['recap']})")
+        if result["rc"] != 0:
+            problems.append(f"{result['name']} failed:\n{result['tail']}")
+        return result["rc"] == 0
+
+    if not step(playbook("site.yml", label="site.yml warm (before)")):
+        log("control: site.yml does not converge on this lab as it is: not tearing it down")
+        return {"steps": steps, "problems": problems}
+    ok = step(playbook("teardown.yml"))
+    if ok and lab_cycle:
+        ok = step(lab_script("down")) and step(lab_script("up"))
+    # Whatever happened above, converge again: the lab must end as it started.
+    cold = playbook("site.yml", label="site.yml cold" if ok else "site.yml (repair after a failure)")
+    step(cold)
+    warm = playbook("site.yml", label="site.yml warm (changed=0 expected)")
+    step(warm)
+    if warm["rc"] == 0 and warm["changed"]:
+        problems.append(f"warm site.yml reported changed={warm['changed']}")
+    verify = playbook("verify.yml")
+    step(verify)
+    up = dict(lab_script("up"), name="lab/lab.sh up (lab already up)")
+    step(up)
+    # Ansible settings: each warm rerun differs from the project's ansible.cfg in one thing.
+    step(playbook("site.yml", {"ANSIBLE_PIPELINING": "False"}, "site.yml warm, pipelining off"))
+    step(playbook("site.yml", {"ANSIBLE_FORKS": "1"}, "site.yml warm, forks=1"))
+    with tempfile.TemporaryDirectory(prefix="tproxy-bench-facts-") as cache:
+        facts = {"ANSIBLE_GATHERING": "smart", "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": cache}
+        playbook("site.yml", facts)  # fills the cache
+        step(playbook("site.yml", facts, "site.yml warm, facts cached (gathering=smart)"))
+    step(playbook("site.yml", {"ANSIBLE_STRATEGY": "free"}, "site.yml warm, strategy=free"))
+    derived = {"make lab, lab already up (lab.sh up + site.yml warm + verify.yml)":
+               round(up["seconds"] + warm["seconds"] + verify["seconds"], 1)}
+    if lab_cycle and ok:
+        fresh = next(s["seconds"] for s in steps if s["name"] == "lab/lab.sh up")
+        derived["make lab, no lab (lab.sh up + site.yml cold + verify.yml)"] = round(
+            fresh + cold["seconds"] + verify["seconds"], 1)
+    return {"steps": steps, "problems": problems, "derived": derived}

@@ -1,0 +1,112 @@
+"""The lab as the benchmark sees it: addresses, namespaces, and the preflight check.
+
+The bench needs the lab up (lab/lab.sh up) with site.yml applied: the router's own
+interception chain, its policy route and its Envoy container are what path (b) measures,
+and the bench's own TPROXY rules reuse the same mark and routing table.
+"""
+
+import json
+import os
+import subprocess
+
+LAB_DIR = "/var/lib/tproxy-lab"
+CLIENT, ROUTER, WEB = "192.0.2.10", "192.0.2.100", "192.0.2.180"
+NETNS = {"client": "tproxy-client", "router": "tproxy-router", "web": "tproxy-web"}
+ENVOY_CONTAINER = "tproxy-envoy"
+ENVOY_ADMIN = "http://127.0.0.1:19000"
+PRODUCT_CHAIN = "TPROXY-ENVOY"
+# The role's defaults: the mark bit and the table its policy route uses.
+TPROXY_MARK = "0x1/0x1"
+HTTPBIN_PORT = 80
+
+
+class LabNotReady(RuntimeError):
+    """The lab is not in the state the bench needs; the message says what to run."""
+
+
+def netns_path(host):
+    return f"/run/netns/{NETNS[host]}"
+
+
+def in_netns(host, argv):
+    """argv run inside a lab host's network namespace (and nothing else of it).
+
+    nsenter execs the command, so the PID that Popen reports is the command's own.
+    """
+    return ["nsenter", f"--net={netns_path(host)}", *argv]
+
+
+def run(argv, check=True, **kwargs):
+    return subprocess.run(argv, check=check, text=True, capture_output=True, **kwargs)
+
+
+def docker(host, *args):
+    sock = f"unix://{LAB_DIR}/{host}/run/docker.sock"
+    return run(["docker", "-H", sock, *args])
+
+
+def envoy_container_pid():
+    """The product's Envoy, as seen from here (the lab shares the PID namespace)."""
+    out = docker("router", "inspect", "--format", "{{json .State}}", ENVOY_CONTAINER).stdout
+    state = json.loads(out)
+    if not state.get("Running") or not state.get("Pid"):
+        raise LabNotReady(f"container {ENVOY_CONTAINER} is not running on the router")
+    return int(state["Pid"])
+
+
+def admin_get(path, host="router", base=ENVOY_ADMIN):
+    """GET on an Envoy admin endpoint bound to loopback inside the router's netns."""
+    res = run(in_netns(host, ["curl", "-sS", "--max-time", "2", base + path]), check=False)
+    return res.returncode, res.stdout
+
+
+def preflight():
+    """Fail clearly unless the lab is up and site.yml has been applied."""
+    missing = [name for name in NETNS.values() if not os.path.exists(f"/run/netns/{name}")]
+    if missing:
+        raise LabNotReady(f"lab namespaces missing ({', '.join(missing)}): run `make lab` first")
+    if os.geteuid() != 0:
+        raise LabNotReady("the bench needs root (namespaces, iptables)")
+    rules = run(in_netns("router", ["iptables", "-t", "mangle", "-S", "PREROUTING"]), check=False)
+    if f"-j {PRODUCT_CHAIN}" not in rules.stdout:
+        raise LabNotReady(f"no {PRODUCT_CHAIN} jump in the router's mangle PREROUTING: "
+                          "site.yml is not applied (run `make lab` or `make site`)")
+    iprule = run(in_netns("router", ["ip", "rule"])).stdout
+    if f"fwmark {TPROXY_MARK}" not in iprule and "fwmark 0x1 " not in iprule:
+        raise LabNotReady("the router has no fwmark policy rule: site.yml is not applied")
+    try:
+        envoy_container_pid()
+    except subprocess.CalledProcessError as exc:
+        raise LabNotReady(f"cannot inspect {ENVOY_CONTAINER} on the router: {exc.stderr.strip()}")
+    code, body = admin_get("/ready")
+    if code != 0 or "LIVE" not in body:
+        raise LabNotReady("the product's Envoy admin /ready is not LIVE on the router")
+    probe = run(in_netns("client", ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                    "--max-time", "5", f"http://{WEB}:{HTTPBIN_PORT}/get"]),
+                check=False)
+    if probe.stdout != "200":
+        raise LabNotReady(f"client -> web httpbin did not answer 200 ({probe.stdout or probe.stderr}): "
+                          "run `make verify` to see which hop fails")
+
+
+def machine():
+    """What the numbers were measured on."""
+    info = {"cpus": os.cpu_count(), "kernel": os.uname().release}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            info["mem_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    virt = run(["systemd-detect-virt"], check=False).stdout.strip()
+    if virt:
+        info["virt"] = virt
+    for name, argv in {"wrk": ["wrk", "-v"], "haproxy": ["haproxy", "-v"], "nginx": ["nginx", "-v"]}.items():
+        res = run(argv, check=False)
+        info[name] = (res.stdout or res.stderr).splitlines()[0].strip() if (res.stdout or res.stderr) else "?"
+    return info
+

