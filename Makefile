@@ -65,8 +65,10 @@ topology-test: collection
 molecule-namespace: collection
 	molecule test -s namespace
 
+# Starts the controller's engine only if none answers; stops it only if it was started here.
 molecule-docker: collection
-	molecule test -s docker
+	scripts/docker-engine.sh start
+	molecule test -s docker; rc=$$?; scripts/docker-engine.sh stop; exit $$rc
 
 sanity: bootstrap
 	scripts/sanity.sh all
@@ -99,4 +101,4 @@ docs-check: bootstrap
 docs: bootstrap
 	scripts/role-vars-table.py --update README.md --exclude netstate
 
-test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace
+test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker
