@@ -150,9 +150,9 @@ def tcp_proxy(config):
     no_upstream_header_filter(config)
 
 
-KNOBS = {f.__name__: f for f in (no_request_id, suppress_envoy_headers, no_dynamic_stats,
-                                  exact_balance, buffers_32k, no_stream_timers,
-                                  no_upstream_header_filter, no_added_headers, no_stats, tcp_proxy)}
+KNOBS = {f.__name__: f for f in (
+    no_request_id, suppress_envoy_headers, no_dynamic_stats, exact_balance, buffers_32k,
+    no_stream_timers, no_upstream_header_filter, no_added_headers, no_stats, tcp_proxy)}
 # Knobs that keep every header and behaviour verify.yml relies on: candidates for the role.
 PRODUCT_SAFE = ("no_request_id", "suppress_envoy_headers", "no_dynamic_stats", "exact_balance",
                 "buffers_32k")

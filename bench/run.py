@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """make bench / make bench-smoke: the transparent path's cost, measured in the lab.
 
 Needs: root, the lab up and site.yml applied (`make lab`), Debian's wrk, haproxy and
@@ -120,7 +120,7 @@ def contract(url_base):
     """What verify.yml relies on: server: envoy, and the four headers Envoy adds upstream."""
     res = lab.run(lab.in_netns("client", ["curl", "-sS", "-D", "-", "--max-time", "5",
                                           url_base + "/headers"]), check=False)
-    head, _, body = res.stdout.partition("\n\n")  # text mode: CRLF read as LF
+    head, body = (res.stdout.split("\n\n", 1) + [""])[:2]  # text mode: CRLF read as LF
     missing = [h for h in CONTRACT_HEADERS if f'"{h}"' not in body]
     if "\nserver: envoy" not in head.lower():
         missing.append("server: envoy")
@@ -147,7 +147,9 @@ def data_path(args, workdir):
     processes = build_processes(proxies, targets, workdir)
     runs, failures, counters, contracts = [], [], {}, {}
     quiet_waited = 0.0
+    saved_sysctls = {}
     try:
+        saved_sysctls = lab.set_sysctls(lab.BENCH_SYSCTLS)
         rules.install()
         for process in processes.values():
             process.start()
@@ -162,7 +164,7 @@ def data_path(args, workdir):
                     pid = product_pid if path.proxy == "product" else (
                         processes[proxy.name].pid if proxy else None)
                     rules.use(path.kind, spec["port"], proxy.port if proxy else None)
-                    status, _ = probe(spec["url"])
+                    status = probe(spec["url"])[0]
                     if status != "200":
                         failures.append(f"{path.name} -> {target}: probe answered {status}")
                         log(failures[-1])
@@ -199,6 +201,7 @@ def data_path(args, workdir):
             if p.engine == "envoy":
                 counters[p.name] = envoy_counters(p)
     finally:
+        lab.restore_sysctls(saved_sysctls)
         rules.remove()
         for process in processes.values():
             process.stop()
@@ -224,10 +227,12 @@ def parse_args(argv):
     ap.add_argument("--quiet", type=float, default=0.2,
                     help="before each run, wait until the machine is at most this busy (0-1)")
     ap.add_argument("--quiet-wait", type=float, default=5, help="longest wait before one run (s)")
-    ap.add_argument("--quiet-budget", type=float, default=60, help="longest total wait (s)")
+    ap.add_argument("--quiet-budget", type=float, default=30, help="longest total wait (s)")
     ap.add_argument("--no-control", action="store_true", help="skip the control path (playbook timings)")
     ap.add_argument("--lab-cycle", action="store_true",
                     help="control path also runs lab/lab.sh down + up once (make lab from nothing)")
+    ap.add_argument("--reconverge", action="store_true",
+                    help="control path tears down and converges even if a first warm site.yml fails")
     ap.add_argument("--out", default=None, help="results directory (default bench/results; "
                                                 "--smoke writes none unless given)")
     args = ap.parse_args(argv)
@@ -241,7 +246,7 @@ def parse_args(argv):
 
 
 def parse_variant(text):
-    knobs, _, conc = text.partition("@")
+    knobs, conc = (text.split("@", 1) + [""])[:2]
     knobs = [k for k in knobs.split(",") if k]
     for k in knobs:
         if k not in configs.KNOBS:
@@ -263,7 +268,7 @@ def main(argv=None):
     if args.tuned:
         variants.insert(0, (f"envoy-tuned={args.tuned}", tuple(paths.TARGETS)))
     for i, (v, targets) in enumerate(variants):
-        name, _, spec = v.partition("=")
+        name, spec = (v.split("=", 1) + [""])[:2]
         knobs, conc = parse_variant(spec)
         paths.add_envoy_variant(name, knobs, conc, i, targets)
     if args.paths:
@@ -296,7 +301,7 @@ def main(argv=None):
         "data_path_seconds": round(data_seconds, 1),
     }
     if not args.no_control and not failures:
-        results["control"] = control.measure(log, lab_cycle=args.lab_cycle)
+        results["control"] = control.measure(log, lab_cycle=args.lab_cycle, reconverge=args.reconverge)
         failures += results["control"]["problems"]
     results["total_seconds"] = round(time.monotonic() - started, 1)
     print(report.markdown(results))
