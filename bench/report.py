@@ -108,7 +108,9 @@ def plot(results, path):
                     r = next((r for r in results["summary"]
                               if r["path"] == name and r["target"] == target and r["conns"] == c), None)
                     values.append(r[key] if r and r[key] is not None else 0)
-                ax.bar([x + i * width for x in range(len(conns))], values, width, label=name)
+                # One colour per path in every panel, whichever paths a target has.
+                ax.bar([x + i * width for x in range(len(conns))], values, width, label=name,
+                       color=plt.get_cmap("tab10")(order.index(name) % 10))
             ax.set_xticks([x + width * (len(present) - 1) / 2 for x in range(len(conns))])
             ax.set_xticklabels([f"c={c}" for c in conns])
             ax.set_title(f"{results['targets'][target]['label']}: {title}")
