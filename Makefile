@@ -10,7 +10,7 @@ PYTEST := python -m pytest -q -p no:cacheprovider
 
 .PHONY: help bootstrap collection lab site verify teardown lab-down test unit integration \
         aws-test lab-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
-        build-install build-install-lab ee-check docs-check docs bench bench-smoke
+        build-install build-install-lab ee-check docs-check docs bench bench-smoke bench-smoke-lab
 
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
@@ -46,12 +46,25 @@ lab-down: collection
 
 # --- tests -----------------------------------------------------------------
 unit: collection
-	$(PYTEST) tests/unit
+	$(PYTEST) tests/unit bench/tests
 
 integration: collection
 	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
 
-aws-test: collection
+aws-# Benchmarks (lab only; about 10 min). Results in bench/results/.
+bench: collection
+	python bench/run.py
+
+# Needs the lab up with site.yml applied (make lab); about 30 s.
+bench-smoke: collection
+	python bench/run.py --smoke
+
+# bench-smoke on a lab of its own, removed afterwards (part of make test).
+bench-smoke-lab: collection
+	lab/lab.sh up
+	ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; rc=$$?; $(MAKE) lab-down; exit $$rc
+
+test: collection
 	$(PYTEST) tests/integration/aws
 
 # Root, and no lab up: brings its own lab up and down.
@@ -102,4 +115,4 @@ docs-check: bootstrap
 docs: bootstrap
 	scripts/role-vars-table.py --update README.md --exclude netstate
 
-test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker
+test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker bench-smoke-lab
