@@ -51,20 +51,7 @@ unit: collection
 integration: collection
 	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
 
-aws-# Benchmarks (lab only; about 10 min). Results in bench/results/.
-bench: collection
-	python bench/run.py
-
-# Needs the lab up with site.yml applied (make lab); about 30 s.
-bench-smoke: collection
-	python bench/run.py --smoke
-
-# bench-smoke on a lab of its own, removed afterwards (part of make test).
-bench-smoke-lab: collection
-	lab/lab.sh up
-	ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; rc=$$?; $(MAKE) lab-down; exit $$rc
-
-test: collection
+aws-test: collection
 	$(PYTEST) tests/integration/aws
 
 # Root, and no lab up: brings its own lab up and down.
@@ -114,5 +101,18 @@ docs-check: bootstrap
 
 docs: bootstrap
 	scripts/role-vars-table.py --update README.md --exclude netstate
+
+# Benchmarks (lab only; about 10 min). Results in bench/results/.
+bench: collection
+	python bench/run.py
+
+# Needs the lab up with site.yml applied (make lab); about 30 s.
+bench-smoke: collection
+	python bench/run.py --smoke
+
+# bench-smoke on a lab of its own, removed afterwards (part of make test).
+bench-smoke-lab: collection
+	lab/lab.sh up
+	ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; rc=$$?; $(MAKE) lab-down; exit $$rc
 
 test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker bench-smoke-lab
