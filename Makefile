@@ -113,6 +113,7 @@ bench-smoke: collection
 # bench-smoke on a lab of its own, removed afterwards (part of make test).
 bench-smoke-lab: collection
 	lab/lab.sh up
-	ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; rc=$$?; $(MAKE) lab-down; exit $$rc
+	ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; rc=$$?; \
+	  ansible-playbook $(LAB) playbooks/teardown.yml; lab/lab.sh down; exit $$rc
 
 test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker bench-smoke-lab
