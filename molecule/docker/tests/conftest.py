@@ -8,12 +8,15 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", SCENARIO.parents[1]))
+# The checks both molecule scenarios share.
+sys.path.insert(0, str(PROJECT / "tests" / "checks"))
 CAP_NET_ADMIN = 1 << 12
 
 

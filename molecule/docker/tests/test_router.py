@@ -2,28 +2,23 @@
 network namespace with only NET_ADMIN, as nobody."""
 
 import os
-import re
 
+import topology_checks as check
 from conftest import CAP_NET_ADMIN, inspect, proc_status
 
 testinfra_hosts = ["router"]
 
 
 def test_prerouting_jumps_once_into_the_own_chain(host):
-    mangle = host.check_output("iptables-save -t mangle")
-    jumps = [line for line in mangle.splitlines() if line.startswith("-A PREROUTING") and "TPROXY-ENVOY" in line]
-    assert jumps == ['-A PREROUTING -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY']
+    check.prerouting_jumps_once_into_the_own_chain(host)
 
 
 def test_port_80_is_handed_to_envoy_on_loopback_with_a_masked_mark(host):
-    mangle = host.check_output("iptables-save -t mangle")
-    assert re.search(r"^-A TPROXY-ENVOY -p tcp -m tcp --dport 80 .*-j TPROXY --on-port 4999 "
-                     r"--on-ip 127\.0\.0\.1 --tproxy-mark 0x1/0x1$", mangle, re.M), mangle
+    check.port_80_goes_to_envoy_on_loopback_with_a_masked_mark(host)
 
 
 def test_marked_packets_are_delivered_locally(host):
-    assert "fwmark 0x1/0x1 lookup 100" in host.check_output("ip rule list")
-    assert host.check_output("ip route show table 100").strip().startswith("local default dev lo")
+    check.marked_packets_are_delivered_locally(host)
 
 
 def test_kernel_settings_are_the_ones_the_role_wants(host):

@@ -1,7 +1,6 @@
 """The router: interception rules, policy routing and a least-privilege Envoy."""
 
-import re
-
+import topology_checks as check
 from conftest import docker_inspect
 
 testinfra_hosts = ["router"]
@@ -10,22 +9,15 @@ CAP_NET_ADMIN = 1 << 12
 
 
 def test_prerouting_jumps_once_into_the_own_chain(host):
-    mangle = host.check_output("iptables-save -t mangle")
-    jumps = [line for line in mangle.splitlines() if line.startswith("-A PREROUTING") and "TPROXY-ENVOY" in line]
-    assert jumps == ['-A PREROUTING -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY']
+    check.prerouting_jumps_once_into_the_own_chain(host)
 
 
 def test_port_80_is_handed_to_envoy_on_loopback_with_a_masked_mark(host):
-    mangle = host.check_output("iptables-save -t mangle")
-    assert re.search(r"^-A TPROXY-ENVOY -p tcp -m tcp --dport 80 .*-j TPROXY --on-port 4999 "
-                     r"--on-ip 127\.0\.0\.1 --tproxy-mark 0x1/0x1$", mangle, re.M), mangle
-    assert "-A TPROXY-ENVOY-DIVERT -m comment --comment \"tproxy.envoy: route to the local socket\" " \
-           "-j MARK --set-xmark 0x1/0x1" in mangle
+    check.port_80_goes_to_envoy_on_loopback_with_a_masked_mark(host)
 
 
 def test_marked_packets_are_delivered_locally(host):
-    assert "fwmark 0x1/0x1 lookup 100" in host.check_output("ip rule list")
-    assert host.check_output("ip route show table 100").strip().startswith("local default dev lo")
+    check.marked_packets_are_delivered_locally(host)
 
 
 def test_envoy_container_has_host_network_and_only_net_admin(host):
