@@ -10,7 +10,7 @@ testinfra_hosts = ["client"]
 
 
 def web_host():
-    return testinfra.get_host("ansible://web?ansible_inventory=" + os.environ["MOLECULE_INVENTORY_FILE"])
+    return testinfra.get_host("ansible://web?force_ansible=true&ansible_inventory=" + os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 def test_route_to_web_goes_through_the_router(host, lab):
