@@ -10,7 +10,7 @@ PYTEST := python -m pytest -q -p no:cacheprovider
 
 .PHONY: help bootstrap collection lab site verify teardown lab-down test unit integration \
         aws-test lab-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
-        build-install build-install-lab ee-check docs-check docs bench bench-smoke bench-smoke-lab
+        build-install build-install-lab ee-check docs-check docs bench bench-smoke lab-smoke
 
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
@@ -110,10 +110,11 @@ bench: collection
 bench-smoke: collection
 	python bench/run.py --smoke
 
-# bench-smoke on a lab of its own, removed afterwards (part of make test).
-bench-smoke-lab: collection
+# On a lab of its own, removed afterwards (part of make test): the built and installed
+# collection runs site, verify and teardown; then the checkout's site.yml and the bench smoke.
+lab-smoke: collection
 	lab/lab.sh up
-	ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; rc=$$?; \
-	  ansible-playbook $(LAB) playbooks/teardown.yml; lab/lab.sh down; exit $$rc
+	scripts/build-install-test.sh --run-lab && ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; \
+	  rc=$$?; ansible-playbook $(LAB) playbooks/teardown.yml; lab/lab.sh down; exit $$rc
 
-test: collection unit lint sanity changelog-lint docs-check build-install ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker bench-smoke-lab
+test: collection unit lint sanity changelog-lint docs-check ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker lab-smoke

@@ -5,7 +5,9 @@ converged one (rules, self-loop, faults, reboot), then teardown next to other pe
 """
 
 import json
+import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -68,6 +70,30 @@ def test_bad_input_is_refused_naming_the_variable_before_any_change(lab, name, v
     assert proc.returncode != 0
     assert name in proc.stdout, proc.stdout[-3000:]
     assert snapshot() == before
+
+
+def test_a_kernel_without_tproxy_stops_the_router_before_any_change(lab, tmp_path_factory):
+    # A fake kernel tree (the module's `root` option): no module support, TPROXY and socket not set.
+    # Under /var/tmp, which the lab hosts share with this machine.
+    root = tmp_path_factory.mktemp("kernel", numbered=True)
+    fake = pathlib.Path("/var/tmp") / root.name
+    fake.mkdir()
+    try:
+        (fake / "proc/sys/kernel").mkdir(parents=True)
+        (fake / "proc/sys/kernel/osrelease").write_text("6.1.0-notproxy\n")
+        (fake / "boot").mkdir()
+        (fake / "boot/config-6.1.0-notproxy").write_text(
+            "# CONFIG_MODULES is not set\n# CONFIG_NETFILTER_XT_TARGET_TPROXY is not set\n"
+            "# CONFIG_NETFILTER_XT_MATCH_SOCKET is not set\n# CONFIG_NF_TPROXY_IPV4 is not set\n"
+            "# CONFIG_NF_SOCKET_IPV4 is not set\n")
+        before = snapshot()
+        proc = playbook("site", "-e", "router_kernel_root=%s" % fake)
+        assert proc.returncode != 0
+        for piece in ("xt_TPROXY", "xt_socket", "CONFIG_NETFILTER_XT_TARGET_TPROXY"):
+            assert piece in proc.stdout, (piece, proc.stdout[-3000:])
+        assert snapshot() == before
+    finally:
+        shutil.rmtree(fake)
 
 
 def test_a_taken_proxy_port_stops_the_router_before_any_change(lab):
