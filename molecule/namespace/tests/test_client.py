@@ -10,7 +10,9 @@ testinfra_hosts = ["client"]
 
 
 def web_host():
-    return testinfra.get_host("ansible://web?force_ansible=true&ansible_inventory=" + os.environ["MOLECULE_INVENTORY_FILE"])
+    # The inventory directory: molecule's generated file there lacks the lab's connection settings.
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    return testinfra.get_host("ansible://web?force_ansible=true&ansible_inventory=" + inventory)
 
 
 def test_route_to_web_goes_through_the_router(host, lab):
