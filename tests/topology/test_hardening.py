@@ -155,6 +155,23 @@ def test_rules_live_in_own_commented_chains_with_masked_marks(lab):
         ['-A FORWARD -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY-FWD']
 
 
+def test_a_rule_set_the_kernel_rejects_leaves_the_old_one_whole(lab):
+    # A rules file whose last table cannot be loaded (a bad rule after good ones): apply must
+    # fail and leave every own chain exactly as it was, never half replaced.
+    before = sh("router", "iptables-save | grep -E '^-A (PREROUTING|FORWARD|TPROXY-ENVOY)'").stdout
+    rules = "/etc/tproxy-envoy/router.rules"
+    sh("router", "cp %s %s.good && sed -i 's/^-A TPROXY-ENVOY-FWD \\(.*\\)-j ACCEPT$/-A TPROXY-ENVOY-FWD \\1-j NO-SUCH-TARGET/' %s"
+       % (rules, rules, rules))
+    try:
+        sh("router", "sed -i 's/tproxy-mark 0x1\\/0x1/tproxy-mark 0x3\\/0x3/' %s" % rules)  # a change in mangle too
+        failed = sh("router", "/usr/local/sbin/tproxy-envoy-router apply", check=False)
+        assert failed.returncode != 0
+        assert sh("router", "iptables-save | grep -E '^-A (PREROUTING|FORWARD|TPROXY-ENVOY)'").stdout == before
+    finally:
+        sh("router", "mv %s.good %s" % (rules, rules))
+    assert sh("router", "/usr/local/sbin/tproxy-envoy-router check", check=False).returncode == 0
+
+
 def test_connections_to_the_router_itself_are_never_handed_to_envoy(lab):
     before = envoy_stat("cluster.original_destination.upstream_cx_total")
     for port in (4999, 80, 19000):
