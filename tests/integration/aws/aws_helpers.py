@@ -35,53 +35,25 @@ def run(argv, env, timeout=600):
     return subprocess.run(argv, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def _run_local_json(env, tool_name, *args):
+    """Run an Ansible tool against `localhost,` with the local connection; return (rc, JSON report)."""
+    proc = run([tool(tool_name), "-i", "localhost,", "-c", "local", "-e",
+                f"ansible_python_interpreter={sys.executable}", *args], env)
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"{tool_name} gave no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+
 def run_playbook(env, playbook, *extra):
     """ansible-playbook on the implicit-free `localhost,` inventory; returns (rc, json report)."""
-    proc = run(
-        [
-            tool("ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            *extra,
-            str(playbook),
-        ],
-        env,
-    )
-    try:
-        report = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"ansible-playbook gave no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.returncode, report
+    return _run_local_json(env, "ansible-playbook", *extra, str(playbook))
 
 
 def run_module(env, args, *flags):
     """Run tproxy.envoy.ec2_source_dest_check once with `ansible` on localhost; return its result."""
-    proc = run(
-        [
-            tool("ansible"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "localhost",
-            "-m",
-            "tproxy.envoy.ec2_source_dest_check",
-            "-a",
-            json.dumps(args),
-            *flags,
-        ],
-        env,
-    )
-    try:
-        report = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"ansible gave no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    _rc, report = _run_local_json(env, "ansible", "localhost", "-m", "tproxy.envoy.ec2_source_dest_check",
+                                  "-a", json.dumps(args), *flags)
     return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
