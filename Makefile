@@ -98,6 +98,7 @@ ee-check: bootstrap
 
 docs-check: bootstrap
 	scripts/role-vars-table.py --check README.md --exclude netstate
+	python bench/readme.py --check README.md
 
 docs: bootstrap
 	scripts/role-vars-table.py --update README.md --exclude netstate

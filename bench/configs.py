@@ -104,7 +104,8 @@ def exact_balance(config):
 
 
 def buffers_32k(config):
-    """32 KiB per-connection buffer limits, downstream and upstream (default 1 MiB)."""
+    """32 KiB per-connection buffer limits, downstream and upstream (the role's default since
+    router_envoy_buffer_limit_bytes; Envoy's own is 1 MiB)."""
     _listener(config)["per_connection_buffer_limit_bytes"] = 32768
     for cluster in _clusters(config):
         cluster["per_connection_buffer_limit_bytes"] = 32768
@@ -150,12 +151,39 @@ def tcp_proxy(config):
     no_upstream_header_filter(config)
 
 
+def generic_proxy_http1(config):
+    """L7 on Envoy's generic_proxy with its HTTP/1 codec instead of the HTTP connection manager
+    (a work-in-progress Envoy API, outside Envoy's threat model: bench only; no added headers)."""
+    prefix = "type.googleapis.com/envoy.extensions.filters.network.generic_proxy."
+    for chain in _listener(config)["filter_chains"]:
+        port = chain["filter_chain_match"]["destination_port"]
+        chain["name"] = f"generic-http1-{port}"
+        chain["filters"] = [{
+            "name": "envoy.filters.network.generic_proxy",
+            "typed_config": {
+                "@type": prefix + "v3.GenericProxy",
+                "stat_prefix": f"generic_{port}",
+                "codec_config": {"name": "http1", "typed_config": {
+                    "@type": prefix + "codecs.http1.v3.Http1CodecConfig"}},
+                "filters": [{"name": "envoy.filters.generic.router", "typed_config": {
+                    "@type": prefix + "router.v3.Router"}}],
+                # No route matcher: every request goes to the original destination.
+                "route_config": {"name": "original_destination", "routes": {"on_no_match": {
+                    "action": {"name": "route", "typed_config": {
+                        "@type": prefix + "action.v3.RouteAction",
+                        "cluster": "original_destination"}}}}}}}]
+    no_upstream_header_filter(config)
+
+
 KNOBS = {f.__name__: f for f in (
     no_request_id, suppress_envoy_headers, no_dynamic_stats, exact_balance, buffers_32k,
-    no_stream_timers, no_upstream_header_filter, no_added_headers, no_stats, tcp_proxy)}
-# Knobs that keep every header and behaviour verify.yml relies on: candidates for the role.
-PRODUCT_SAFE = ("no_request_id", "suppress_envoy_headers", "no_dynamic_stats", "exact_balance",
-                "buffers_32k")
+    no_stream_timers, no_upstream_header_filter, no_added_headers, no_stats, tcp_proxy,
+    generic_proxy_http1)}
+# Knobs that keep every header and behaviour verify.yml relies on, and that the role does not
+# already apply (no_request_id, suppress_envoy_headers and buffers_32k are the role's own
+# settings now): the candidates left. no_dynamic_stats would drop the per-response-code and
+# timing stats operators read, so the role keeps them.
+PRODUCT_SAFE = ("no_dynamic_stats", "exact_balance")
 # Knobs that change behaviour (timeouts, a header, stats): measured to show Envoy's floor.
 COST_ONLY = ("no_stream_timers", "no_upstream_header_filter", "no_stats")
 

@@ -14,8 +14,9 @@ STATIC_PORT = 8080  # the bench's nginx in the web netns (httpbin holds :80)
 TARGETS = {
     "static": {"port": STATIC_PORT, "url": f"http://{lab.WEB}:{STATIC_PORT}/",
                "label": "static nginx"},
+    # One synchronous gunicorn worker: beyond 16 connections wrk only measures its queue.
     "httpbin": {"port": lab.HTTPBIN_PORT, "url": f"http://{lab.WEB}:{lab.HTTPBIN_PORT}/get",
-                "label": "httpbin /get"},
+                "label": "httpbin /get", "max_conns": 16},
 }
 
 
@@ -72,6 +73,33 @@ def add_envoy_variant(name, knobs, concurrency, index, targets=tuple(TARGETS)):
         desc += f", --concurrency {concurrency}"
     PATHS.append(Path(name, f"(b+) TPROXY -> Envoy HTTP {name}: {desc}", "tproxy", name,
                       targets=targets))
+
+
+# What the profile counts (bench/instructions.py): each proxy with one worker, on ports of its own.
+PROFILED = (
+    ("envoy-role", "Envoy HTTP, role config", "envoy", "http", ()),
+    ("envoy-tuned", "Envoy HTTP, tuned knobs", "envoy", "http", "tuned"),
+    ("envoy-lean", "Envoy HTTP, lean knobs", "envoy", "http", "lean"),
+    ("envoy-generic", "Envoy generic_proxy HTTP/1 (bench only)", "envoy", "http",
+     ("generic_proxy_http1",)),
+    ("envoy-tcp", "Envoy tcp_proxy", "envoy", "tcp", ("tcp_proxy",)),
+    ("haproxy-http", "HAProxy HTTP", "haproxy", "http", ()),
+    ("haproxy-tcp", "HAProxy TCP", "haproxy", "tcp", ()),
+)
+
+
+def profiled_proxies(knob_sets):
+    """PROFILED as Proxy objects; knob_sets names the knobs of "tuned" and "lean"."""
+    proxies = []
+    for i, (name, _label, engine, mode, knobs) in enumerate(PROFILED):
+        knobs = tuple(knob_sets.get(knobs, ())) if isinstance(knobs, str) else knobs
+        proxies.append(Proxy(name, engine, 4980 - i, mode=mode, knobs=knobs, concurrency=1,
+                             admin_port=19040 + i if engine == "envoy" else 0))
+    return proxies
+
+
+def profiled_label(name):
+    return next(entry[1] for entry in PROFILED if entry[0] == name)
 
 
 def proxy(name):

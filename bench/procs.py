@@ -47,6 +47,10 @@ class Process:
         return self.proc.pid
 
     def start(self, timeout=15):
+        return self.launch().wait_listening(timeout)
+
+    def launch(self):
+        """Start the process without waiting for it to listen (see wait_listening)."""
         if listening(self.host, self.port, self.address):
             raise RuntimeError(f"{self.name}: port {self.port} on {self.host} is already taken "
                                "(a bench left behind? see `ss -ltnp` in that netns)")
@@ -54,6 +58,9 @@ class Process:
         self.proc = subprocess.Popen(lab.in_netns(self.host, self.argv), stdout=log,  # pylint: disable=consider-using-with
                                      stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        return self
+
+    def wait_listening(self, timeout):
         deadline = time.monotonic() + timeout
         while not listening(self.host, self.port, self.address):
             if self.proc.poll() is not None:

@@ -25,8 +25,25 @@ def summarize(runs):
     return rows
 
 
-def _fmt(value, spec, none="–"):
+def fmt(value, spec, none="–"):
     return none if value is None else format(value, spec)
+
+
+def profile_markdown(profiled):
+    """Instructions per request (callgrind), each against HAProxy in the same mode."""
+    if not profiled:
+        return []
+    lines = ["Instructions per request in the proxy's own code (callgrind, one worker, wrk -c16 "
+             "against the static responder; the kernel's share is not counted; deterministic, "
+             "unlike the CPU times above):", "",
+             "| proxy | knobs | instructions/request | × HAProxy (same mode) |",
+             "| --- | --- | ---: | ---: |"]
+    haproxy = {p["mode"]: p["per_request"] for p in profiled.values() if p["engine"] == "haproxy"}
+    for p in profiled.values():
+        base = haproxy.get(p["mode"])
+        lines.append(f"| {p['label']} | {', '.join(p['knobs']) or 'none'} | {p['per_request']:,} | "
+                     f"{fmt(p['per_request'] / base if base else None, '.1f')} |")
+    return lines + [""]
 
 
 def markdown(results):
@@ -51,9 +68,9 @@ def markdown(results):
                       key=lambda r: (order.index(r["path"]), r["conns"]))
         for r in rows:
             lines.append(
-                f"| {labels[r['path']]} | {r['conns']} | {r['rps']:.0f} | {_fmt(r['x_direct'], '.2f')} | "
-                f"{r['p50_ms']:.3f} | {_fmt(r['added_p50_ms'], '+.3f')} | {r['p99_ms']:.3f} | "
-                f"{_fmt(r['cpu_us_per_req'], '.1f')} | {r['machine_busy']:.0%} |"
+                f"| {labels[r['path']]} | {r['conns']} | {r['rps']:.0f} | {fmt(r['x_direct'], '.2f')} | "
+                f"{r['p50_ms']:.3f} | {fmt(r['added_p50_ms'], '+.3f')} | {r['p99_ms']:.3f} | "
+                f"{fmt(r['cpu_us_per_req'], '.1f')} | {r['machine_busy']:.0%} |"
                 + (f" errors: {r['errors']}" if r["errors"] else ""))
         lines.append("")
     if results.get("proxies"):
@@ -63,11 +80,13 @@ def markdown(results):
             knobs = ", ".join(p["knobs"]) or "none"
             lines.append(f"- `{name}`: {p['engine']} {p['mode']}, knobs: {knobs}, "
                          f"concurrency: {p['concurrency']}")
-        used = sorted({k for p in results["proxies"].values() for k in p["knobs"]})
+        used = sorted({k for p in [*results["proxies"].values(), *results.get("profile", {}).values()]
+                       for k in p["knobs"]})
         if used:
             lines += ["", "Knobs:", ""]
             lines += [f"- `{k}`: {configs.KNOBS[k].__doc__.strip()}" for k in used if k in configs.KNOBS]
         lines.append("")
+    lines += profile_markdown(results.get("profile"))
     control = results.get("control")
     if control:
         lines += ["Control path (ansible-playbook against the lab):", "",

@@ -23,19 +23,25 @@ import time
 
 import configs
 import control
+import instructions
 import lab
 import load
 import paths
 import procs
+import readme
 import report
 import rules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
+README = os.path.join(os.path.dirname(HERE), "README.md")
+
+
+T0 = time.monotonic()
 
 
 def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
+    print(f"bench: [{time.monotonic() - T0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def envoy_binary():
@@ -84,7 +90,8 @@ def build_processes(proxies, targets, workdir):
             argv = [envoy_binary(), "-c", cfg, *args, "--disable-hot-restart"]
         else:
             cfg = configs.write(os.path.join(workdir, f"{p.name}.cfg"),
-                                configs.haproxy_config(p.mode, p.port, os.cpu_count(), workdir))
+                                configs.haproxy_config(p.mode, p.port,
+                                                       p.concurrency or os.cpu_count(), workdir))
             argv = ["haproxy", "-db", "-f", cfg]
         processes[p.name] = procs.Process(p.name, "router", argv, p.port, logfile, address=p.address)
         processes[p.name].config = cfg
@@ -177,7 +184,7 @@ def data_path(args, workdir):
                         if missing and set(knobs) <= set(configs.PRODUCT_SAFE):
                             failures.append(f"{path.name}: the response lacks {missing}, "
                                             "which verify.yml checks")
-                    for conns in args.conns:
+                    for conns in (c for c in args.conns if c <= spec.get("max_conns", c)):
                         budget = max(0.0, args.quiet_budget - quiet_waited)
                         pre_busy, waited = load.wait_quiet(args.quiet, min(args.quiet_wait, budget))
                         quiet_waited += waited
@@ -210,6 +217,50 @@ def data_path(args, workdir):
     return selected, targets, proxies, processes, runs, failures, counters, contracts
 
 
+def profile_setup(args, workdir):
+    """The profiled proxies (bench/instructions.py) as Processes under callgrind, not started."""
+    knob_sets = {"tuned": parse_variant(args.tuned)[0], "lean": parse_variant(args.lean)[0]}
+    proxies = paths.profiled_proxies(knob_sets)
+    if args.smoke:  # the product's config only: the machinery works, within the smoke's minute
+        proxies = [p for p in proxies if p.name == "envoy-role"]
+    subdir = os.path.join(workdir, "profile")
+    os.makedirs(subdir, exist_ok=True)
+    processes = build_processes(proxies, ["static"], subdir)
+    nginx = processes.pop("nginx")
+    return {"proxies": proxies, "processes": processes, "nginx": nginx,
+            "prefixes": instructions.under_callgrind(processes, subdir)}
+
+
+def launch_profiled(setup):
+    for process in setup["processes"].values():
+        if process.proc is None:
+            process.launch()
+
+
+def start_profiled(setup):
+    launch_profiled(setup)
+    for process in setup["processes"].values():
+        process.wait_listening(instructions.START_TIMEOUT)
+
+
+def profile_phase(args, setup):
+    """Instructions per request of each profiled proxy, with the bench's own nginx and rules."""
+    try:
+        start_profiled(setup)
+        rules.install()
+        setup["nginx"].start()
+        counted = instructions.measure(setup["processes"], setup["prefixes"], log, short=args.smoke)
+    finally:
+        rules.remove()
+        setup["nginx"].stop()
+        for process in setup["processes"].values():
+            process.stop()
+    for p in setup["proxies"]:
+        counted[p.name].update(label=paths.profiled_label(p.name), engine=p.engine, mode=p.mode,
+                               knobs=list(p.knobs))
+    return counted
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="one 1 s run per path and target (<= 60 s)")
@@ -221,14 +272,18 @@ def parse_args(argv):
     ap.add_argument("--variant", action="append", default=[],
                     help=f"extra Envoy path NAME=KNOB,KNOB[@CONCURRENCY]; knobs: {', '.join(configs.KNOBS)}")
     ap.add_argument("--tuned", default=",".join(configs.PRODUCT_SAFE),
-                    help="knobs[@concurrency] of the 'envoy-tuned' path, all targets ('' to skip it)")
+                    help="knobs[@concurrency] of the 'envoy-tuned' path (static only; '' to skip it) "
+                         "and of the profile's tuned Envoy")
     ap.add_argument("--lean", default=",".join(configs.PRODUCT_SAFE + configs.COST_ONLY),
-                    help="knobs[@concurrency] of the 'envoy-lean' path (static only; '' to skip it)")
+                    help="knobs of the profile's lean Envoy (counted, not timed: its instructions "
+                         "say more than its noisy CPU time)")
     ap.add_argument("--quiet", type=float, default=0.2,
                     help="before each run, wait until the machine is at most this busy (0-1)")
     ap.add_argument("--quiet-wait", type=float, default=5, help="longest wait before one run (s)")
     ap.add_argument("--quiet-budget", type=float, default=30, help="longest total wait (s)")
     ap.add_argument("--no-control", action="store_true", help="skip the control path (playbook timings)")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="skip the instruction counts under callgrind (bench/instructions.py)")
     ap.add_argument("--lab-cycle", action="store_true",
                     help="control path also runs lab/lab.sh down + up once (make lab from nothing)")
     ap.add_argument("--reconverge", action="store_true",
@@ -263,10 +318,8 @@ def main(argv=None):
         log(f"not ready: {exc}")
         return 2
     variants = [(v, ("static",)) for v in args.variant]
-    if args.lean:
-        variants.insert(0, (f"envoy-lean={args.lean}", ("static",)))
     if args.tuned:
-        variants.insert(0, (f"envoy-tuned={args.tuned}", tuple(paths.TARGETS)))
+        variants.insert(0, (f"envoy-tuned={args.tuned}", ("static",)))
     for i, (v, targets) in enumerate(variants):
         name, spec = (v.split("=", 1) + [""])[:2]
         knobs, conc = parse_variant(spec)
@@ -278,12 +331,27 @@ def main(argv=None):
             return 2
     workdir = tempfile.mkdtemp(prefix="tproxy-bench-")
     log(f"work files in {workdir}")
+    profiling = {}
     try:
-        selected, targets, proxies, processes, runs, failures, counters, contracts = data_path(args, workdir)
-    except (RuntimeError, OSError) as exc:
-        log(f"FAILED: {exc}\n  (logs in {workdir}; the bench's rules and processes were removed)")
-        return 1
-    data_seconds = time.monotonic() - started
+        try:
+            if not args.no_profile:
+                profiling = profile_setup(args, workdir)
+                if args.smoke:  # valgrind's slow start overlaps the smoke's data path (not timed)
+                    launch_profiled(profiling)
+            selected, targets, proxies, processes, runs, failures, counters, contracts = data_path(args, workdir)
+        except (RuntimeError, OSError) as exc:
+            log(f"FAILED: {exc}\n  (logs in {workdir}; the bench's rules and processes were removed)")
+            return 1
+        data_seconds = time.monotonic() - started
+        profiled = {}
+        if profiling and not failures:
+            try:
+                profiled = profile_phase(args, profiling)
+            except (RuntimeError, OSError, ValueError) as exc:
+                failures.append(f"profile: {exc}")
+    finally:  # whatever happened, no proxy under valgrind outlives the bench
+        for process in profiling.get("processes", {}).values():
+            process.stop()
     results = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": lab.machine(),
@@ -299,6 +367,7 @@ def main(argv=None):
         "envoy_counters": counters,
         "missing_contract_headers": contracts,
         "data_path_seconds": round(data_seconds, 1),
+        "profile": profiled,
     }
     if not args.no_control and not failures:
         results["control"] = control.measure(log, lab_cycle=args.lab_cycle, reconverge=args.reconverge)
@@ -309,6 +378,8 @@ def main(argv=None):
     if out:
         report.write_all(results, out)
         log(f"results in {out}")
+        if out == RESULTS:
+            readme.update(README, results)
     if failures:
         log("FAILED:\n  " + "\n  ".join(failures) + f"\n  (logs in {workdir})")
         return 1

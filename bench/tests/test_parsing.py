@@ -4,7 +4,10 @@ import pytest
 
 import configs
 import control
+import instructions
 import load
+import paths
+import readme
 import report
 import rules
 
@@ -93,7 +96,7 @@ ROLE_LIKE = {
 
 
 def test_product_safe_knobs_keep_the_added_headers_and_the_upstream_filter():
-    tuned = configs.apply_knobs(ROLE_LIKE, configs.PRODUCT_SAFE)
+    tuned = configs.apply_knobs(ROLE_LIKE, ("no_request_id", "suppress_envoy_headers") + configs.PRODUCT_SAFE)
     hcm = tuned["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["generate_request_id"] is False
     assert hcm["http_filters"][0]["typed_config"] == {"suppress_envoy_headers": True, "dynamic_stats": False}
@@ -114,3 +117,93 @@ def test_haproxy_config_binds_transparently_and_targets_the_original_destination
     cfg = configs.haproxy_config("http", 4997, 2, "/tmp/x")
     assert "bind 127.0.0.1:4997 transparent" in cfg
     assert "server original 0.0.0.0\n" in cfg and "mode http" in cfg
+
+
+def test_generic_proxy_knob_routes_every_request_to_the_original_destination():
+    l7 = configs.apply_knobs(ROLE_LIKE, ["generic_proxy_http1"])
+    chain = l7["static_resources"]["listeners"][0]["filter_chains"][0]
+    assert [f["name"] for f in chain["filters"]] == ["envoy.filters.network.generic_proxy"]
+    gp = chain["filters"][0]["typed_config"]
+    assert gp["codec_config"]["typed_config"]["@type"].endswith("codecs.http1.v3.Http1CodecConfig")
+    action = gp["route_config"]["routes"]["on_no_match"]["action"]["typed_config"]
+    assert action["cluster"] == "original_destination"
+    assert "typed_extension_protocol_options" not in l7["static_resources"]["clusters"][0]
+
+
+def test_callgrind_dump_total_and_per_request():
+    dump = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 3400000\ntotals: 3400000\n"
+    assert instructions.dump_instructions(dump) == 3400000
+    assert instructions.per_request(3400000, 200) == 17000
+    with pytest.raises(ValueError):
+        instructions.dump_instructions("events: Ir\n")
+    with pytest.raises(ValueError, match="no request"):
+        instructions.per_request(3400000, 0)
+
+
+def test_callgrind_wraps_the_proxy_command_unchanged():
+    argv = instructions.callgrind_argv(["haproxy", "-db", "-f", "x.cfg"], "/w/callgrind-h")
+    assert argv[0] == "valgrind" and "--tool=callgrind" in argv
+    assert "--callgrind-out-file=/w/callgrind-h.%p" in argv
+    assert argv[-4:] == ["haproxy", "-db", "-f", "x.cfg"]
+
+
+def test_profiled_proxies_have_one_worker_own_ports_and_the_named_knob_sets():
+    proxies = paths.profiled_proxies({"tuned": ["no_stats"], "lean": ["no_stats", "exact_balance"]})
+    by_name = {p.name: p for p in proxies}
+    assert by_name["envoy-tuned"].knobs == ("no_stats",)
+    assert by_name["envoy-lean"].knobs == ("no_stats", "exact_balance")
+    assert by_name["envoy-role"].knobs == ()
+    assert all(p.concurrency == 1 for p in proxies)
+    taken = [p.port for p in proxies] + [p.admin_port for p in proxies if p.admin_port]
+    assert len(taken) == len(set(taken))
+    assert not set(taken) & {p.port for p in paths.PROXIES}
+
+
+def test_profile_table_compares_with_haproxy_in_the_same_mode():
+    profiled = {
+        "envoy-role": {"label": "Envoy HTTP", "engine": "envoy", "mode": "http", "knobs": [],
+                       "per_request": 150000},
+        "envoy-tcp": {"label": "Envoy TCP", "engine": "envoy", "mode": "tcp", "knobs": ["tcp_proxy"],
+                      "per_request": 20000},
+        "haproxy-http": {"label": "HAProxy HTTP", "engine": "haproxy", "mode": "http", "knobs": [],
+                         "per_request": 30000},
+        "haproxy-tcp": {"label": "HAProxy TCP", "engine": "haproxy", "mode": "tcp", "knobs": [],
+                        "per_request": 4000},
+    }
+    table = "\n".join(report.profile_markdown(profiled))
+    assert "| Envoy HTTP | none | 150,000 | 5.0 |" in table
+    assert "| Envoy TCP | tcp_proxy | 20,000 | 5.0 |" in table
+    assert report.profile_markdown({}) == []
+
+
+def _results_for_readme():
+    summary = [
+        {"target": "static", "path": "direct", "conns": 64, "rps": 100000.0, "x_direct": 1.0,
+         "cpu_us_per_req": None, "added_p50_ms": 0.0},
+        {"target": "static", "path": "direct", "conns": 1, "rps": 30000.0, "x_direct": 1.0,
+         "cpu_us_per_req": None, "added_p50_ms": 0.0},
+        {"target": "static", "path": "envoy-tproxy", "conns": 64, "rps": 25000.0, "x_direct": 0.25,
+         "cpu_us_per_req": 60.04, "added_p50_ms": 1.9},
+        {"target": "static", "path": "envoy-tproxy", "conns": 1, "rps": 7000.0, "x_direct": 0.23,
+         "cpu_us_per_req": 90.0, "added_p50_ms": 0.1},
+    ]
+    return {"date": "2026-11-26T12:00:00", "machine": {"cpus": 2, "cpu": "Xeon", "kernel": "6.18"},
+            "paths": {"direct": {"label": "(a) direct"}, "envoy-tproxy": {"label": "(b) Envoy"}},
+            "summary": summary, "profile": {},
+            "control": {"steps": [{"name": "site.yml cold", "seconds": 33.0},
+                                  {"name": "site.yml warm (changed=0 expected)", "seconds": 29.04},
+                                  {"name": "teardown.yml", "seconds": 16.5}]}}
+
+
+def test_readme_section_shows_64_connection_rates_and_the_1_connection_latency():
+    text = readme.section(_results_for_readme())
+    assert "| (a) direct | 100000 | 1.00 | – | – |" in text
+    assert "| (b) Envoy | 25000 | 0.25 | 60.0 | +0.100 ms |" in text
+    assert "`site.yml` cold 33.0 s, warm 29.0 s, `teardown.yml` 16.5 s." in text
+
+
+def test_readme_section_replaces_only_the_text_between_the_markers():
+    text = f"intro\n{readme.BEGIN}\nold table\n{readme.END}\noutro\n"
+    assert readme.replace(text, "new") == f"intro\n{readme.BEGIN}\nnew\n{readme.END}\noutro\n"
+    with pytest.raises(ValueError, match="markers"):
+        readme.replace("no markers here", "new")

@@ -52,6 +52,7 @@ BAD_INPUT = [
     ("router_envoy_runtime", "podman"),
     ("router_envoy_log_level", "loud"),
     ("router_envoy_admin_address", "localhost"),
+    ("router_envoy_buffer_limit_bytes", 512),
     ("router_intercept_sources", ["192.0.2.1/24"]),
     ("webserver_port", 99999),
     ("client_routes", [{"dest": "not-an-address", "via": "192.0.2.100"}]),

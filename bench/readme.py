@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""The README's bench section, generated from bench/results/latest.json (never typed in).
+
+    bench/readme.py --update README.md   rewrite the part between the markers
+    bench/readme.py --check README.md    exit 1 if it differs from latest.json (make docs-check)
+
+run.py calls update() after each full run, so the README always shows the latest results.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import report
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LATEST = os.path.join(HERE, "results", "latest.json")
+BEGIN, END = "<!-- BEGIN bench: latest -->", "<!-- END bench: latest -->"
+README_PATHS = ("direct", "envoy-tproxy", "envoy-redirect", "haproxy-http", "envoy-tcp", "haproxy-tcp")
+
+
+def _row(summary, path, conns):
+    return next((r for r in summary if r["target"] == "static" and r["path"] == path
+                 and r["conns"] == conns), None)
+
+
+def section(results):
+    """Markdown: the static-responder comparison at 64 and 1 connections, and the profile."""
+    m = results["machine"]
+    summary = results["summary"]
+    lines = [f"Latest run: {results['date']}, {m.get('cpus')} vCPU {m.get('cpu', '?')}"
+             f"{' (' + m['virt'] + ')' if m.get('virt') else ''}, kernel {m.get('kernel')}; "
+             "load generator, web server and proxy share those CPUs, so compare ratios, CPU "
+             "and instructions per request, not absolute rates.", "",
+             "| path (static nginx) | req/s at 64 conns | × direct | proxy CPU µs/request | "
+             "added p50 at 1 conn |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for path in README_PATHS:
+        row64, row1 = _row(summary, path, 64), _row(summary, path, 1)
+        if not row64:
+            continue
+        label = results["paths"][path]["label"]
+        added = row1["added_p50_ms"] if row1 and path != "direct" else None
+        lines.append(f"| {label} | {row64['rps']:.0f} | {report.fmt(row64['x_direct'], '.2f')} | "
+                     f"{report.fmt(row64['cpu_us_per_req'], '.1f')} | "
+                     f"{report.fmt(added, '+.3f', none='–')}{' ms' if added is not None else ''} |")
+    lines.append("")
+    lines += report.profile_markdown(results.get("profile"))
+    steps = {s["name"]: s["seconds"] for s in (results.get("control") or {}).get("steps", [])}
+    wanted = [("site.yml cold", "`site.yml` cold"), ("site.yml warm (changed=0 expected)", "warm"),
+              ("teardown.yml", "`teardown.yml`")]
+    if all(name in steps for name, _label in wanted):
+        lines.append("Playbooks on the lab: " + ", ".join(f"{label} {steps[name]:.1f} s"
+                                                          for name, label in wanted) + ".")
+    return "\n".join(lines).rstrip("\n")
+
+
+def replace(text, body):
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"the README has no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    return f"{head}{BEGIN}\n{body}\n{END}{tail}"
+
+
+def update(readme, results):
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    new = replace(text, section(results))
+    if new != text:
+        with open(readme, "w", encoding="utf-8") as f:
+            f.write(new)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--update", metavar="README")
+    mode.add_argument("--check", metavar="README")
+    args = ap.parse_args(argv)
+    with open(LATEST, encoding="utf-8") as f:
+        results = json.load(f)
+    if args.update:
+        update(args.update, results)
+        return 0
+    with open(args.check, encoding="utf-8") as f:
+        text = f.read()
+    if replace(text, section(results)) != text:
+        print(f"{args.check}: the bench section differs from {LATEST}; run bench/readme.py --update "
+              f"{args.check}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

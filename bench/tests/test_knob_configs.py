@@ -1,0 +1,27 @@
+"""Every knob's edit of the router role's rendered config is a config Envoy itself accepts."""
+
+import subprocess
+
+import pytest
+
+import configs
+import run
+
+
+@pytest.fixture(scope="module")
+def role_config(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("render")
+    dest = workdir / "role.yaml"
+    configs.render_role_configs([{"dest": str(dest), "proxy_address": "127.0.0.1", "proxy_port": 4998,
+                                  "admin_port": 19001, "intercept_ports": [80, 8080]}], str(workdir))
+    return configs.load(str(dest))
+
+
+@pytest.mark.parametrize("knobs", [(k,) for k in configs.KNOBS]
+                         + [configs.PRODUCT_SAFE, configs.PRODUCT_SAFE + configs.COST_ONLY])
+def test_envoy_validates_the_edited_config(role_config, knobs, tmp_path):
+    path = tmp_path / "edited.yaml"
+    configs.dump(configs.apply_knobs(role_config, knobs), str(path))
+    res = subprocess.run([run.envoy_binary(), "--mode", "validate", "-c", str(path)],
+                         capture_output=True, text=True, check=False, timeout=60)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
