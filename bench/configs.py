@@ -138,19 +138,6 @@ def no_stats(config):
     config["stats_config"] = {"stats_matcher": {"reject_all": True}}
 
 
-def tcp_proxy(config):
-    """L4: every filter chain forwards bytes to the original destination (tcp_proxy)."""
-    for chain in _listener(config)["filter_chains"]:
-        port = chain["filter_chain_match"]["destination_port"]
-        chain["name"] = f"tcp-{port}"
-        chain["filters"] = [{
-            "name": "envoy.filters.network.tcp_proxy",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                "stat_prefix": f"tcp_{port}", "cluster": "original_destination"}}]
-    no_upstream_header_filter(config)
-
-
 def generic_proxy_http1(config):
     """L7 on Envoy's generic_proxy with its HTTP/1 codec instead of the HTTP connection manager
     (a work-in-progress Envoy API, outside Envoy's threat model: bench only; no added headers)."""
@@ -177,8 +164,7 @@ def generic_proxy_http1(config):
 
 KNOBS = {f.__name__: f for f in (
     no_request_id, suppress_envoy_headers, no_dynamic_stats, exact_balance, buffers_32k,
-    no_stream_timers, no_upstream_header_filter, no_added_headers, no_stats, tcp_proxy,
-    generic_proxy_http1)}
+    no_stream_timers, no_upstream_header_filter, no_added_headers, no_stats, generic_proxy_http1)}
 # Knobs that keep every header and behaviour verify.yml relies on, and that the role does not
 # already apply (no_request_id, suppress_envoy_headers and buffers_32k are the role's own
 # settings now): the candidates left. no_dynamic_stats would drop the per-response-code and

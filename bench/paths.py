@@ -47,7 +47,7 @@ PROXIES = [
     Proxy("envoy-role", "envoy", 4998, admin_port=19001),
     Proxy("envoy-redirect", "envoy", 4996, address=lab.ROUTER, admin_port=19002),
     Proxy("haproxy-http", "haproxy", 4997),
-    Proxy("envoy-tcp", "envoy", 4995, mode="tcp", admin_port=19003, knobs=("tcp_proxy",)),
+    Proxy("envoy-tcp", "envoy", 4995, mode="tcp", admin_port=19003),
     Proxy("haproxy-tcp", "haproxy", 4994, mode="tcp"),
 ]
 
@@ -58,7 +58,7 @@ PATHS = [
          targets=("httpbin",)),
     Path("envoy-redirect", "(c) nat REDIRECT -> Envoy HTTP (role config)", "redirect", "envoy-redirect"),
     Path("haproxy-http", "(d) TPROXY -> HAProxy HTTP", "tproxy", "haproxy-http"),
-    Path("envoy-tcp", "(e) TPROXY -> Envoy tcp_proxy", "tproxy", "envoy-tcp"),
+    Path("envoy-tcp", "(e) TPROXY -> Envoy tcp_proxy (role L4 mode)", "tproxy", "envoy-tcp"),
     Path("haproxy-tcp", "(e') TPROXY -> HAProxy TCP", "tproxy", "haproxy-tcp"),
 ]
 
@@ -82,7 +82,7 @@ PROFILED = (
     ("envoy-lean", "Envoy HTTP, lean knobs", "envoy", "http", "lean"),
     ("envoy-generic", "Envoy generic_proxy HTTP/1 (bench only)", "envoy", "http",
      ("generic_proxy_http1",)),
-    ("envoy-tcp", "Envoy tcp_proxy", "envoy", "tcp", ("tcp_proxy",)),
+    ("envoy-tcp", "Envoy tcp_proxy (role L4 mode)", "envoy", "tcp", ()),
     ("haproxy-http", "HAProxy HTTP", "haproxy", "http", ()),
     ("haproxy-tcp", "HAProxy TCP", "haproxy", "tcp", ()),
 )

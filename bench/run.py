@@ -71,8 +71,11 @@ def build_processes(proxies, targets, workdir):
     ports = sorted({t["port"] for t in paths.TARGETS.values()})
     role_args = []
     if envoys:
+        # An Envoy in tcp mode is the role's L4 mode: the same ports in router_intercept_l4_ports.
         renders = [{"dest": os.path.join(workdir, f"{p.name}.role.yaml"), "proxy_address": p.address,
-                    "proxy_port": p.port, "admin_port": p.admin_port, "intercept_ports": ports}
+                    "proxy_port": p.port, "admin_port": p.admin_port,
+                    "intercept_ports": [] if p.mode == "tcp" else ports,
+                    "l4_ports": ports if p.mode == "tcp" else []}
                    for p in envoys]
         role_args = configs.render_role_configs(renders, workdir)
     for p in proxies:

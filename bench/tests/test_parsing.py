@@ -105,14 +105,6 @@ def test_product_safe_knobs_keep_the_added_headers_and_the_upstream_filter():
     assert "generate_request_id" not in str(ROLE_LIKE), "apply_knobs must not edit its input"
 
 
-def test_tcp_proxy_replaces_http_with_l4_to_the_original_destination():
-    l4 = configs.apply_knobs(ROLE_LIKE, ["tcp_proxy"])
-    chain = l4["static_resources"]["listeners"][0]["filter_chains"][0]
-    assert [f["name"] for f in chain["filters"]] == ["envoy.filters.network.tcp_proxy"]
-    assert chain["filters"][0]["typed_config"]["cluster"] == "original_destination"
-    assert "typed_extension_protocol_options" not in l4["static_resources"]["clusters"][0]
-
-
 def test_haproxy_config_binds_transparently_and_targets_the_original_destination():
     cfg = configs.haproxy_config("http", 4997, 2, "/tmp/x")
     assert "bind 127.0.0.1:4997 transparent" in cfg
@@ -163,7 +155,7 @@ def test_profile_table_compares_with_haproxy_in_the_same_mode():
     profiled = {
         "envoy-role": {"label": "Envoy HTTP", "engine": "envoy", "mode": "http", "knobs": [],
                        "per_request": 150000},
-        "envoy-tcp": {"label": "Envoy TCP", "engine": "envoy", "mode": "tcp", "knobs": ["tcp_proxy"],
+        "envoy-tcp": {"label": "Envoy TCP", "engine": "envoy", "mode": "tcp", "knobs": [],
                       "per_request": 20000},
         "haproxy-http": {"label": "HAProxy HTTP", "engine": "haproxy", "mode": "http", "knobs": [],
                          "per_request": 30000},
@@ -172,7 +164,7 @@ def test_profile_table_compares_with_haproxy_in_the_same_mode():
     }
     table = "\n".join(report.profile_markdown(profiled))
     assert "| Envoy HTTP | none | 150,000 | 5.0 |" in table
-    assert "| Envoy TCP | tcp_proxy | 20,000 | 5.0 |" in table
+    assert "| Envoy TCP | none | 20,000 | 5.0 |" in table
     assert report.profile_markdown({}) == []
 
 

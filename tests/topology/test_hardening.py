@@ -43,6 +43,8 @@ BAD_INPUT = [
     ("router_intercept_ports", []),
     ("router_intercept_ports", [0]),
     ("router_intercept_ports", [80, 80]),
+    ("router_intercept_l4_ports", [80]),
+    ("router_intercept_l4_ports", [70000]),
     ("router_tproxy_mark", 0),
     ("router_tproxy_mark", 4294967296),
     ("router_route_table", 0),
@@ -207,6 +209,22 @@ def test_changing_mark_and_table_replaces_the_rules_without_a_gap(lab):
     assert failures == []
     state = sh("router", "ip rule list; ip route show table 100; iptables-save -t mangle").stdout
     assert "0x1/0x1" not in state and "lookup 100" not in state and "fwmark 0x2/0x2 lookup 101" in state
+    assert_ok(playbook("site"))
+    assert_ok(playbook("verify"))
+
+
+def test_l4_ports_go_through_envoy_unchanged_and_back_to_l7(lab):
+    l4 = json.dumps({"router_intercept_ports": [], "router_intercept_l4_ports": [80]})
+    assert_ok(playbook("site", "-e", l4))
+    assert_ok(playbook("site", "-e", l4), changed=0)
+    before = envoy_stat("tcp.tproxy_l4_80.downstream_cx_total")
+    result = client_get("http://%s/get" % ADDR["web"])
+    assert result.returncode == 0 and "200 OK" in result.stdout, result.stderr
+    head, body = result.stdout.split("\n\n", 1)  # text mode: CRLF read as LF
+    assert "server: envoy" not in head.lower()  # no HTTP handling by Envoy ...
+    assert "X-Request-Downstream-Local" not in body  # ... and no header added
+    assert '"origin": "%s"' % ADDR["router"] in body  # yet httpbin's peer is Envoy, on the router
+    assert envoy_stat("tcp.tproxy_l4_80.downstream_cx_total") == before + 1
     assert_ok(playbook("site"))
     assert_ok(playbook("verify"))
 
