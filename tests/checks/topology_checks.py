@@ -53,13 +53,18 @@ def direct_connections_to_the_router_are_refused(client, addr):
 
 def ports_not_intercepted_are_still_forwarded(client, web, addr):
     """A listener on another port of the web host answers through the router, without Envoy."""
-    web.check_output("sh -c 'echo $$ > /tmp/http-8080.pid; exec python3 -m http.server 8080 --bind %s' "
-                     ">/dev/null 2>&1 &" % addr["web"])
+    # setsid and no terminal: the server must outlive the command that starts it, whatever the
+    # connection does with that command's session when it returns.
+    web.check_output("setsid sh -c 'echo $$ > /tmp/http-8080.pid; exec python3 -m http.server 8080 --bind %s' "
+                     "</dev/null >/dev/null 2>&1 &" % addr["web"])
     try:
-        for _attempt in range(50):
-            if web.run("ss -Hltn 'sport = :8080'").stdout.strip():
+        listening = False
+        for _attempt in range(100):  # bounded: about 20 s at most
+            listening = bool(web.run("ss -Hltn 'sport = :8080'").stdout.strip())
+            if listening:
                 break
-            time.sleep(0.1)
+            time.sleep(0.2)
+        assert listening, "python3 -m http.server did not listen on %s:8080 (test setup)" % addr["web"]
         result = client.run("curl -sS -i --max-time 10 http://%s:8080/" % addr["web"])
         assert result.rc == 0, result.stderr
         assert result.stdout.startswith("HTTP/1.0 200")
