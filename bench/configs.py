@@ -103,14 +103,6 @@ def exact_balance(config):
     _listener(config)["connection_balance_config"] = {"exact_balance": {}}
 
 
-def buffers_32k(config):
-    """32 KiB per-connection buffer limits, downstream and upstream (the role's default since
-    router_envoy_buffer_limit_bytes; Envoy's own is 1 MiB)."""
-    _listener(config)["per_connection_buffer_limit_bytes"] = 32768
-    for cluster in _clusters(config):
-        cluster["per_connection_buffer_limit_bytes"] = 32768
-
-
 def no_stream_timers(config):
     """No per-stream idle timer and no per-request route timeout (two timers per request)."""
     for hcm in _hcms(config):
@@ -163,11 +155,11 @@ def generic_proxy_http1(config):
 
 
 KNOBS = {f.__name__: f for f in (
-    no_request_id, suppress_envoy_headers, no_dynamic_stats, exact_balance, buffers_32k,
-    no_stream_timers, no_upstream_header_filter, no_added_headers, no_stats, generic_proxy_http1)}
+    no_request_id, suppress_envoy_headers, no_dynamic_stats, exact_balance, no_stream_timers,
+    no_upstream_header_filter, no_added_headers, no_stats, generic_proxy_http1)}
 # Knobs that keep every header and behaviour verify.yml relies on, and that the role does not
-# already apply (no_request_id, suppress_envoy_headers and buffers_32k are the role's own
-# settings now): the candidates left. no_dynamic_stats would drop the per-response-code and
+# already apply (no request id, no x-envoy headers and 32 KiB buffer limits are the role's
+# own settings now): the candidates left. no_dynamic_stats would drop the per-response-code and
 # timing stats operators read, so the role keeps them.
 PRODUCT_SAFE = ("no_dynamic_stats", "exact_balance")
 # Knobs that change behaviour (timeouts, a header, stats): measured to show Envoy's floor.

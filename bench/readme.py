@@ -44,7 +44,7 @@ def section(results):
         added = row1["added_p50_ms"] if row1 and path != "direct" else None
         lines.append(f"| {label} | {row64['rps']:.0f} | {report.fmt(row64['x_direct'], '.2f')} | "
                      f"{report.fmt(row64['cpu_us_per_req'], '.1f')} | "
-                     f"{report.fmt(added, '+.3f', none='–')}{' ms' if added is not None else ''} |")
+                     f"{report.fmt(added, '+.3f')}{' ms' if added is not None else ''} |")
     lines.append("")
     lines += report.profile_markdown(results.get("profile"))
     steps = {s["name"]: s["seconds"] for s in (results.get("control") or {}).get("steps", [])}

@@ -253,11 +253,9 @@ def profile_phase(args, setup):
         rules.install()
         setup["nginx"].start()
         counted = instructions.measure(setup["processes"], setup["prefixes"], log, short=args.smoke)
-    finally:
+    finally:  # the proxies themselves are stopped by main(), whatever happens
         rules.remove()
         setup["nginx"].stop()
-        for process in setup["processes"].values():
-            process.stop()
     for p in setup["proxies"]:
         counted[p.name].update(label=paths.profiled_label(p.name), engine=p.engine, mode=p.mode,
                                knobs=list(p.knobs))

@@ -8,6 +8,12 @@ import configs
 import run
 
 
+def assert_envoy_accepts(path):
+    res = subprocess.run([run.envoy_binary(), "--mode", "validate", "-c", str(path)],
+                         capture_output=True, text=True, check=False, timeout=60)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+
+
 @pytest.fixture(scope="module")
 def role_config(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("render")
@@ -28,9 +34,7 @@ def test_the_roles_l4_ports_get_tcp_proxy_chains_envoy_accepts(tmp_path):
                      5432: "envoy.filters.network.tcp_proxy"}
     assert all(c["filters"][0]["typed_config"]["cluster"] == "original_destination"
                for c in chains if c["filter_chain_match"]["destination_port"] != 80)
-    res = subprocess.run([run.envoy_binary(), "--mode", "validate", "-c", str(dest)],
-                         capture_output=True, text=True, check=False, timeout=60)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert_envoy_accepts(dest)
 
 
 @pytest.mark.parametrize("knobs", [(k,) for k in configs.KNOBS]
@@ -38,6 +42,4 @@ def test_the_roles_l4_ports_get_tcp_proxy_chains_envoy_accepts(tmp_path):
 def test_envoy_validates_the_edited_config(role_config, knobs, tmp_path):
     path = tmp_path / "edited.yaml"
     configs.dump(configs.apply_knobs(role_config, knobs), str(path))
-    res = subprocess.run([run.envoy_binary(), "--mode", "validate", "-c", str(path)],
-                         capture_output=True, text=True, check=False, timeout=60)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert_envoy_accepts(path)
