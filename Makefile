@@ -20,14 +20,14 @@ help:
 	@echo "make bench     benchmarks in the lab"
 
 bootstrap:
-	@scripts/bootstrap.sh
+	@tools/scripts/bootstrap.sh
 
 # Ansible finds the collection through a link to this checkout.
 collection: bootstrap
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn $(CURDIR) $(COLLECTION_LINK)
 
 lab: collection
-	lab/lab.sh up
+	tools/lab/lab.sh up
 	ansible-playbook $(LAB) playbooks/site.yml
 	ansible-playbook $(LAB) playbooks/verify.yml
 
@@ -41,12 +41,12 @@ teardown: collection
 	ansible-playbook $(LAB) playbooks/teardown.yml
 
 lab-down: collection
-	@if lab/lab.sh status >/dev/null 2>&1; then ansible-playbook $(LAB) playbooks/teardown.yml; fi
-	lab/lab.sh down
+	@if tools/lab/lab.sh status >/dev/null 2>&1; then ansible-playbook $(LAB) playbooks/teardown.yml; fi
+	tools/lab/lab.sh down
 
 # --- tests -----------------------------------------------------------------
 unit: collection
-	$(PYTEST) tests/unit bench/tests
+	$(PYTEST) tests/unit tools/bench/tests
 
 integration: collection
 	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
@@ -67,12 +67,12 @@ molecule-namespace: collection
 
 # Starts the controller's engine only if none answers; stops it only if it was started here.
 molecule-docker: collection
-	scripts/docker-engine.sh start
+	tools/scripts/docker-engine.sh start
 	TPROXY_DOCKER_SOCK=/run/docker.sock $(PYTEST) tests/lab/test_images.py && molecule test -s docker; \
-	  rc=$$?; scripts/docker-engine.sh stop; exit $$rc
+	  rc=$$?; tools/scripts/docker-engine.sh stop; exit $$rc
 
 sanity: bootstrap
-	scripts/sanity.sh all
+	tools/scripts/sanity.sh all
 
 lint: collection
 	ansible-lint
@@ -88,34 +88,34 @@ changelog: bootstrap
 	@rm -f changelogs/.plugin-cache.yaml
 
 build-install: bootstrap
-	scripts/build-install-test.sh
+	tools/scripts/build-install-test.sh
 
 build-install-lab: collection
-	scripts/build-install-test.sh --run-lab
+	tools/scripts/build-install-test.sh --run-lab
 
 ee-check: bootstrap
-	scripts/ee-check.sh
+	tools/scripts/ee-check.sh
 
 docs-check: bootstrap
-	scripts/role-vars-table.py --check README.md --exclude netstate
-	python bench/readme.py --check README.md
+	tools/scripts/role-vars-table.py --check README.md --exclude netstate
+	python tools/bench/readme.py --check README.md
 
 docs: bootstrap
-	scripts/role-vars-table.py --update README.md --exclude netstate
+	tools/scripts/role-vars-table.py --update README.md --exclude netstate
 
-# Benchmarks (lab only; about 10 min). Results in bench/results/.
+# Benchmarks (lab only; about 10 min). Results in tools/bench/results/.
 bench: collection
-	python bench/run.py
+	python tools/bench/run.py
 
 # Needs the lab up with site.yml applied (make lab); about 30 s.
 bench-smoke: collection
-	python bench/run.py --smoke
+	python tools/bench/run.py --smoke
 
 # On a lab of its own, removed afterwards (part of make test): the built and installed
 # collection runs site, verify and teardown; then the checkout's site.yml and the bench smoke.
 lab-smoke: collection
-	lab/lab.sh up
-	scripts/build-install-test.sh --run-lab && ansible-playbook $(LAB) playbooks/site.yml && python bench/run.py --smoke; \
-	  rc=$$?; ansible-playbook $(LAB) playbooks/teardown.yml; lab/lab.sh down; exit $$rc
+	tools/lab/lab.sh up
+	tools/scripts/build-install-test.sh --run-lab && ansible-playbook $(LAB) playbooks/site.yml && python tools/bench/run.py --smoke; \
+	  rc=$$?; ansible-playbook $(LAB) playbooks/teardown.yml; tools/lab/lab.sh down; exit $$rc
 
 test: collection unit lint sanity changelog-lint docs-check ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker lab-smoke

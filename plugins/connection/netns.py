@@ -10,7 +10,7 @@ short_description: Run commands inside a lab host's Linux namespaces
 version_added: 0.1.0
 description:
   - Runs every command of a task inside the namespaces of a lab host on the controller, with C(nsenter).
-  - A lab host (see C(lab/lab.sh)) is a held-open process with its own network, mount and UTS namespaces, in which
+  - A lab host (see C(tools/lab/lab.sh)) is a held-open process with its own network, mount and UTS namespaces, in which
     per-host directories are bound over C(/etc), C(/var/lib), C(/run) and C(/tmp). Entering it means that a task sees
     the host's own interfaces, routes, firewall rules, files and Docker engine, never the controller's.
   - Files are moved by streaming them through C(cat) in the same namespaces, so pipelining and the usual

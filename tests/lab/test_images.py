@@ -2,7 +2,7 @@
 
 Runs only when TPROXY_DOCKER_SOCK names the unix socket of an engine that may receive the
 images (a throwaway dockerd, or a lab host's). The module loads them with
-``lab/images.sh load`` first, with this interpreter's venv providing Envoy and httpbin.
+``tools/lab/images.sh load`` first, with this interpreter's venv providing Envoy and httpbin.
 Containers use ``--network none`` so nothing here touches the engine's host network.
 """
 
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def image_names():
-    """The names lab/images.env fixes, e.g. {'LAB_IMAGE_ENVOY': 'tproxy-envoy/envoy:1.40-lab'}."""
+    """The names tools/lab/images.env fixes, e.g. {'LAB_IMAGE_ENVOY': 'tproxy-envoy/envoy:1.40-lab'}."""
     names = {}
-    for line in (REPO / "lab/images.env").read_text().splitlines():
+    for line in (REPO / "tools/lab/images.env").read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             names[key.strip()] = value.strip()
@@ -54,7 +54,7 @@ def load_images():
     # The script finds pip and the wheels through the venv that runs these tests.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return subprocess.run(
-        [str(REPO / "lab/images.sh"), "load", SOCKET],
+        [str(REPO / "tools/lab/images.sh"), "load", SOCKET],
         capture_output=True, text=True, env=env, timeout=900, check=False,
     )
 

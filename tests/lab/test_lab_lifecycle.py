@@ -25,10 +25,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_SH = REPO / 'lab' / 'lab.sh'
+LAB_SH = REPO / 'tools' / 'lab' / 'lab.sh'
 LAB_DIR = Path('/var/lib/tproxy-lab')
 INVENTORY = REPO / 'inventories' / 'lab' / 'hosts.yml'
-IMAGES_ENV = REPO / 'lab' / 'images.env'
+IMAGES_ENV = REPO / 'tools' / 'lab' / 'images.env'
 HOSTS = ('client', 'router', 'web')
 ENGINE_HOSTS = ('router', 'web')
 GROUP_OF = {'client': 'clients', 'router': 'routers', 'web': 'webservers'}
@@ -45,7 +45,7 @@ STATE: dict = {'timings': {}}
 
 def lab(*args, timeout=1800):
     env = dict(os.environ)
-    # lab/images.sh takes Envoy/httpbin versions from this venv (the one running the tests).
+    # tools/lab/images.sh takes Envoy/httpbin versions from this venv (the one running the tests).
     env.setdefault('PYTHON', sys.executable)
     started = time.monotonic()
     proc = subprocess.run(['bash', str(LAB_SH), *args], capture_output=True, text=True, env=env, timeout=timeout,

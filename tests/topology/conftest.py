@@ -1,6 +1,6 @@
 """The namespace lab as a test fixture: hosts, playbook runs and snapshots of host state.
 
-These tests need root and bring the lab up themselves (lab/lab.sh up); they leave it down.
+These tests need root and bring the lab up themselves (tools/lab/lab.sh up); they leave it down.
 """
 
 import json
@@ -107,11 +107,11 @@ def wait_until(predicate, timeout, step=1.0):
 @pytest.fixture(scope="session")
 def lab():
     """A fresh lab with nothing of the collection on it; removed at the end."""
-    subprocess.run([str(ROOT / "lab/lab.sh"), "down"], check=True, timeout=300)
-    subprocess.run([str(ROOT / "lab/lab.sh"), "up"], check=True, timeout=900)
+    subprocess.run([str(ROOT / "tools/lab/lab.sh"), "down"], check=True, timeout=300)
+    subprocess.run([str(ROOT / "tools/lab/lab.sh"), "up"], check=True, timeout=900)
     yield ADDR
     playbook("teardown")
-    subprocess.run([str(ROOT / "lab/lab.sh"), "down"], check=True, timeout=300)
+    subprocess.run([str(ROOT / "tools/lab/lab.sh"), "down"], check=True, timeout=300)
 
 
 def docker_json(host, *args):

@@ -75,7 +75,7 @@ def add_envoy_variant(name, knobs, concurrency, index, targets=tuple(TARGETS)):
                       targets=targets))
 
 
-# What the profile counts (bench/instructions.py): each proxy with one worker, on ports of its own.
+# What the profile counts (tools/bench/instructions.py): each proxy with one worker, on ports of its own.
 PROFILED = (
     ("envoy-role", "Envoy HTTP, role config", "envoy", "http", ()),
     ("envoy-tuned", "Envoy HTTP, tuned knobs", "envoy", "http", "tuned"),

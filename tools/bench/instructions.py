@@ -80,7 +80,7 @@ def warm_up(url, name):
 def under_callgrind(processes, workdir):
     """Wrap each bench Process's command in callgrind; returns each one's dump prefix."""
     if not available():
-        raise RuntimeError("valgrind (callgrind) is not installed: scripts/bootstrap.sh installs it")
+        raise RuntimeError("valgrind (callgrind) is not installed: tools/scripts/bootstrap.sh installs it")
     prefixes = {}
     for name, process in processes.items():
         prefixes[name] = os.path.join(workdir, f"callgrind-{name}")

@@ -1,7 +1,7 @@
 #!/bin/sh
-# The "holder" of one lab host (started by lab/lab.sh, never by hand):
+# The "holder" of one lab host (started by tools/lab/lab.sh, never by hand):
 #   nsenter --net=/run/netns/tproxy-HOST unshare --mount --uts --propagation private \
-#     /bin/sh lab/holder.sh HOST_DIR HOST [SHARED_PATH...]
+#     /bin/sh tools/lab/holder.sh HOST_DIR HOST [SHARED_PATH...]
 # It runs in the host's network namespace and in a mount and UTS namespace of its own,
 # gives the host its own /sys, /etc, /run, /tmp, /var/lib and /usr/local/sbin, names it, then sleeps forever so
 # that the connection plugin and dockerd can enter these namespaces by its PID.

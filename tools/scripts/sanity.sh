@@ -6,11 +6,11 @@
 # new ones, minus everything .gitignore'd: .venv, .cache, .ansible, tests/output,
 # ...) are copied into a temporary tree of that shape and tested there.
 #
-# Usage: scripts/sanity.sh [sanity|units|all] [extra ansible-test options]
+# Usage: tools/scripts/sanity.sh [sanity|units|all] [extra ansible-test options]
 #   KEEP_TREE=1  keeps the temporary tree (its tests/output has the reports)
 #   PYTHON_VERSION=3.11 (default) is the --python passed to ansible-test
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 repo=$PWD
 
 what=${1:-all}
@@ -22,7 +22,7 @@ python_version=${PYTHON_VERSION:-3.11}
 
 # ansible-test must run from the same interpreter that has ansible and the
 # bundled collections; take it from the ansible-test on PATH.
-ansible_test=$(command -v ansible-test) || { echo "sanity: ansible-test not on PATH (run scripts/bootstrap.sh)" >&2; exit 1; }
+ansible_test=$(command -v ansible-test) || { echo "sanity: ansible-test not on PATH (run tools/scripts/bootstrap.sh)" >&2; exit 1; }
 python=$(sed -n '1s/^#! *//p' "$ansible_test"); python=${python%% *}
 # Without shellcheck ansible-test skips that test with only a warning.
 command -v shellcheck >/dev/null || { echo "sanity: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
@@ -63,7 +63,7 @@ for fqcn in deps:
     os.symlink(list(module.__path__)[0], link)
 PY
 
-ANSIBLE_TEST="$ansible_test" scripts/sanity-bootstrap.sh
+ANSIBLE_TEST="$ansible_test" tools/scripts/sanity-bootstrap.sh
 
 # The Makefile points ANSIBLE_CONFIG at the checkout, whose collections_path
 # leads to the checkout itself: ansible-test must see only the copy.

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""The README's bench section, generated from bench/results/latest.json (never typed in).
+"""The README's bench section, generated from tools/bench/results/latest.json (never typed in).
 
-    bench/readme.py --update README.md   rewrite the part between the markers
-    bench/readme.py --check README.md    exit 1 if it differs from latest.json (make docs-check)
+    tools/bench/readme.py --update README.md   rewrite the part between the markers
+    tools/bench/readme.py --check README.md    exit 1 if it differs from latest.json (make docs-check)
 
 run.py calls update() after each full run, so the README always shows the latest results.
 """
@@ -87,7 +87,7 @@ def main(argv=None):
     with open(args.check, encoding="utf-8") as f:
         text = f.read()
     if replace(text, section(results)) != text:
-        print(f"{args.check}: the bench section differs from {LATEST}; run bench/readme.py --update "
+        print(f"{args.check}: the bench section differs from {LATEST}; run tools/bench/readme.py --update "
               f"{args.check}", file=sys.stderr)
         return 1
     return 0

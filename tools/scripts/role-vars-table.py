@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roles", nargs="*", help="roles (or role.entry_point) to print; default: all")
     parser.add_argument("--roles-dir", type=pathlib.Path,
-                        default=pathlib.Path(__file__).resolve().parent.parent / "roles")
+                        default=pathlib.Path(__file__).resolve().parents[2] / "roles")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", metavar="README", type=pathlib.Path)
     mode.add_argument("--update", metavar="README", type=pathlib.Path)

@@ -1,4 +1,4 @@
-"""The bench's modules are plain files in bench/: make them importable by their names."""
+"""The bench's modules are plain files in tools/bench/: make them importable by their names."""
 
 import os
 import sys

@@ -14,7 +14,7 @@
 #              installed copy against the running lab (`make lab` first).
 # KEEP_TREE=1 keeps the temporary directory.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 repo=$PWD
 
 run_lab=0
@@ -56,7 +56,7 @@ for wanted in roles plugins playbooks inventories lab molecule tests meta/runtim
   if grep -qx "$wanted" "$work/contents"; then ok "contains $wanted"; else fail "tarball lacks $wanted"; fi
 done
 # Anything that is per-machine or generated must stay out.
-unwanted='(^|/)(\.venv|\.cache|\.ansible|\.git|\.pytest_cache|__pycache__|\.molecule)(/|$)|^tests/output(/|$)|^bench/results(/|$)|\.tar\.gz$|\.pyc$|^changelogs/\.plugin-cache\.yaml$'
+unwanted='(^|/)(\.venv|\.cache|\.ansible|\.git|\.pytest_cache|__pycache__|\.molecule)(/|$)|^tests/output(/|$)|^tools/bench/results(/|$)|\.tar\.gz$|\.pyc$|^changelogs/\.plugin-cache\.yaml$'
 if grep -E "$unwanted" "$work/contents" >"$work/unwanted"; then
   fail "tarball holds files users do not need:"; sed 's/^/    /' "$work/unwanted" | head -20 >&2
 else

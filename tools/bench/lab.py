@@ -1,6 +1,6 @@
 """The lab as the benchmark sees it: addresses, namespaces, and the preflight check.
 
-The bench needs the lab up (lab/lab.sh up) with site.yml applied: the router's own
+The bench needs the lab up (tools/lab/lab.sh up) with site.yml applied: the router's own
 interception chain, its policy route and its Envoy container are what path (b) measures,
 and the bench's own TPROXY rules reuse the same mark and routing table.
 """

@@ -3,7 +3,7 @@
 # missing ones) and the controller virtualenv from requirements.txt.
 # Idempotent: a warm run does nothing but a few checks.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(docker.io debootstrap iproute2 iptables nftables procps util-linux curl
               wrk haproxy nginx-light valgrind kmod libcap2-bin shellcheck)

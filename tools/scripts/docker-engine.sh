@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The controller's Docker engine, for molecule/docker (design §5).
 #
-#   scripts/docker-engine.sh start    start Debian's dockerd unless an engine already answers
-#   scripts/docker-engine.sh stop     stop the engine `start` started, and only that one
-#   scripts/docker-engine.sh status   say whether an engine answers and whether we started it
+#   tools/scripts/docker-engine.sh start    start Debian's dockerd unless an engine already answers
+#   tools/scripts/docker-engine.sh stop     stop the engine `start` started, and only that one
+#   tools/scripts/docker-engine.sh status   say whether an engine answers and whether we started it
 #
 # An engine that was already running is used as it is and never stopped: `start` records
 # the PID (and its start time, against PID reuse) only of a dockerd it started itself.
@@ -60,7 +60,7 @@ cmd_start() {
   fi
   pid=$(our_pid)
   [ -z "$pid" ] || die "dockerd $pid (ours) runs but does not answer on $SOCKET; see $LOG, or run stop"
-  command -v "$DOCKERD" >/dev/null || die "no $DOCKERD: install Debian's docker.io (scripts/bootstrap.sh)"
+  command -v "$DOCKERD" >/dev/null || die "no $DOCKERD: install Debian's docker.io (tools/scripts/bootstrap.sh)"
   mkdir -p "$STATE_DIR"
   rm -f "$PIDFILE"
   log "starting $DOCKERD on $SOCKET (log: $LOG)"

@@ -10,7 +10,7 @@
 # registry and the collections from Galaxy, and neither is reachable here.
 # KEEP_TREE=1 keeps the temporary directory.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 repo=$PWD
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tproxy-ee.XXXXXX")

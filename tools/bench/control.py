@@ -13,7 +13,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(HERE))
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 TASK_TIME = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
 
@@ -54,9 +54,9 @@ def playbook(name, extra_env=None, label=None):
 
 def lab_script(action):
     start = time.monotonic()
-    res = subprocess.run([os.path.join(REPO, "lab", "lab.sh"), action], cwd=REPO, text=True,
+    res = subprocess.run([os.path.join(REPO, "tools", "lab", "lab.sh"), action], cwd=REPO, text=True,
                          capture_output=True, check=False)
-    return {"name": f"lab/lab.sh {action}", "seconds": round(time.monotonic() - start, 1),
+    return {"name": f"tools/lab/lab.sh {action}", "seconds": round(time.monotonic() - start, 1),
             "rc": res.returncode, "recap": f"rc={res.returncode}",
             "tail": "" if res.returncode == 0 else res.stderr[-2000:]}
 
@@ -106,7 +106,7 @@ def _measure(log, step, steps, problems, facts, lab_cycle, reconverge):  # pylin
         problems.append(f"warm site.yml reported changed={warm['changed']}")
     verify = playbook("verify.yml")
     step(verify)
-    up = dict(lab_script("up"), name="lab/lab.sh up (lab already up)")
+    up = dict(lab_script("up"), name="tools/lab/lab.sh up (lab already up)")
     step(up)
     # Ansible settings: each warm rerun differs from the project's ansible.cfg in one thing.
     step(playbook("site.yml", {"ANSIBLE_PIPELINING": "False"}, "site.yml warm, pipelining off"))
@@ -118,7 +118,7 @@ def _measure(log, step, steps, problems, facts, lab_cycle, reconverge):  # pylin
     derived = {"make lab, lab already up (lab.sh up + site.yml warm + verify.yml)":
                round(up["seconds"] + warm["seconds"] + verify["seconds"], 1)}
     if lab_cycle and ok:
-        fresh = next(s["seconds"] for s in steps if s["name"] == "lab/lab.sh up")
+        fresh = next(s["seconds"] for s in steps if s["name"] == "tools/lab/lab.sh up")
         derived["make lab, no lab (lab.sh up + site.yml cold + verify.yml)"] = round(
             fresh + cold["seconds"] + verify["seconds"], 1)
     return {"steps": steps, "problems": problems, "derived": derived}

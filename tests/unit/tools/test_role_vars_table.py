@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: tproxy.envoy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""scripts/role-vars-table.py: README variable tables generated from, and checked against, argument specs."""
+"""tools/scripts/role-vars-table.py: README variable tables generated from, and checked against, argument specs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
-SCRIPT = REPO / "scripts" / "role-vars-table.py"
+SCRIPT = REPO / "tools" / "scripts" / "role-vars-table.py"
 
 
 def _load_script():

@@ -68,7 +68,7 @@ def _set(rules, chains=None):
 
 
 def path_rules(kind, port, proxy_port=None):
-    """The TPROXY-BENCH content for one path (see bench/README.md for the choice)."""
+    """The TPROXY-BENCH content for one path (see tools/bench/README.md for the choice)."""
     accept = f"-A {CHAIN} {SCOPE} -m tcp --dport {port} -j ACCEPT"
     if kind == "direct":  # seen before the product's TPROXY rule: the router only forwards
         return {"mangle": [accept]}

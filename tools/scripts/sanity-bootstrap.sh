@@ -8,7 +8,7 @@
 # the pip that ships with Python (ensurepip), then runs `pip install` with the
 # arguments ansible-test passed, through the machine's own pip configuration.
 #
-# Usage: scripts/sanity-bootstrap.sh   (idempotent; ANSIBLE_TEST=path overrides
+# Usage: tools/scripts/sanity-bootstrap.sh   (idempotent; ANSIBLE_TEST=path overrides
 # the ansible-test found on PATH)
 set -euo pipefail
 
@@ -16,7 +16,7 @@ MARKER='# tproxy.envoy offline pip bootstrap stand-in'
 
 ansible_test=${ANSIBLE_TEST:-$(command -v ansible-test || true)}
 if [ -z "$ansible_test" ]; then
-  echo "sanity-bootstrap: ansible-test not found on PATH (run scripts/bootstrap.sh, or set ANSIBLE_TEST)" >&2
+  echo "sanity-bootstrap: ansible-test not found on PATH (run tools/scripts/bootstrap.sh, or set ANSIBLE_TEST)" >&2
   exit 1
 fi
 # The interpreter that runs ansible-test is the one whose ansible_test package we ask.
@@ -43,7 +43,7 @@ mkdir -p "$cache_dir"
 
 stand_in() {
   cat <<PY
-$MARKER (scripts/sanity-bootstrap.sh).
+$MARKER (tools/scripts/sanity-bootstrap.sh).
 # ansible-test runs this instead of downloading get-pip.py for pip $1.
 import ensurepip
 import os
