@@ -10,7 +10,8 @@ PYTEST := python -m pytest -q -p no:cacheprovider
 
 .PHONY: help bootstrap collection lab site verify teardown lab-down test unit integration \
         aws-test lab-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
-        build-install build-install-lab ee-check docs-check docs bench bench-smoke lab-smoke
+        build-install build-install-lab ee-check docs-check docs bench bench-smoke lab-smoke \
+        golden golden-check
 
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
@@ -47,6 +48,14 @@ lab-down: collection
 # --- tests -----------------------------------------------------------------
 unit: collection
 	$(PYTEST) tests/unit tools/bench/tests
+
+# Golden files (no root, no lab): the router's Envoy configuration and rule set for each
+# variable set of tests/golden/cases.yml. `make golden` rewrites them; review with git diff.
+golden-check: collection
+	python tests/golden/golden.py
+
+golden: collection
+	python tests/golden/golden.py --update
 
 integration: collection
 	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
@@ -118,4 +127,4 @@ lab-smoke: collection
 	tools/scripts/build-install-test.sh --run-lab && ansible-playbook $(LAB) playbooks/site.yml && python tools/bench/run.py --smoke; \
 	  rc=$$?; ansible-playbook $(LAB) playbooks/teardown.yml; tools/lab/lab.sh down; exit $$rc
 
-test: collection unit lint sanity changelog-lint docs-check ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker lab-smoke
+test: collection unit golden-check lint sanity changelog-lint docs-check ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker lab-smoke

