@@ -14,7 +14,8 @@ description:
   - Reads C(ip rule list), C(ip route show table TABLE) and C(iptables-save) output and lists
     every policy rule, route and iptables rule that is not the collection's own but uses the
     route table or any bit of the mark. Each entry names the variable to change.
-  - What the collection itself installed (the output of C(tproxy-envoy-router list)) is never a collision.
+  - What the collection itself installed (the items of the router's state script C(list --json)) is
+    never a collision.
 options:
   _input:
     description: Output of C(ip rule list).
@@ -37,9 +38,11 @@ options:
     type: int
     required: true
   own:
-    description: Lines of C(tproxy-envoy-router list) from an earlier run, or nothing.
+    description:
+      - The items an earlier run installed, as the netstate role documents them (its README.md):
+        dicts with C(kind) C(chain), C(jump), C(rule) or C(route). Empty when nothing is installed.
     type: list
-    elements: str
+    elements: dict
     default: []
 """
 
@@ -49,7 +52,9 @@ EXAMPLES = r"""
     that: collisions | length == 0
     fail_msg: "{{ collisions | join('; ') }}"
   vars:
-    collisions: "{{ rules.stdout | tproxy.envoy.tproxy_collisions(routes.stdout, save.stdout, 1, 100) }}"
+    collisions: >-
+      {{ rules.stdout | tproxy.envoy.tproxy_collisions(routes.stdout, save.stdout, 1, 100,
+                                                       (own.stdout | from_json)['items']) }}
 """
 
 RETURN = r"""
@@ -60,7 +65,13 @@ _value:
 """
 
 import re
+from collections.abc import Mapping
 
+from ansible.errors import AnsibleFilterError
+
+# The fields each kind of netstate item has (roles/netstate/README.md).
+_ITEM_FIELDS = {"chain": ("table", "chain"), "jump": ("table", "from", "chain"), "rule": ("selector",),
+                "route": ("dest", "table", "type", "via", "dev")}
 # Priorities of the kernel's own rules (local, main, default).
 _KERNEL_RULES = {"0", "32766", "32767"}
 _MARK_OPTION = re.compile(r"--(?:set-xmark|set-mark|tproxy-mark|or-mark|xor-mark|mark)\s+(0x[0-9a-fA-F]+|\d+)(?:/(0x[0-9a-fA-F]+|\d+))?")
@@ -77,17 +88,19 @@ def _bits(value, mask):
     return _int(mask) if mask else _int(value)
 
 
-def _own(own):
+def _own(items):
     """Own chains, own rule selectors and the tables of own "local default" routes."""
     chains, selectors, local_tables = set(), set(), set()
-    for line in own or []:
-        fields = line.split("\t")
-        if fields[0] == "chain" and len(fields) >= 3:
-            chains.add(fields[2])
-        elif fields[0] == "rule" and len(fields) >= 2:
-            selectors.add(" ".join(fields[1].split()))
-        elif fields[0] == "route" and len(fields) >= 4 and fields[1] == "0.0.0.0/0" and fields[3] == "local":
-            local_tables.add(fields[2])
+    for item in items or []:
+        kind = item.get("kind") if isinstance(item, Mapping) else None
+        if kind not in _ITEM_FIELDS or any(field not in item for field in _ITEM_FIELDS[kind]):
+            raise AnsibleFilterError("tproxy_collisions: 'own' must hold netstate items (roles/netstate/README.md), got %r" % (item,))
+        if kind == "chain":
+            chains.add(item["chain"])
+        elif kind == "rule":
+            selectors.add(" ".join(item["selector"].split()))
+        elif kind == "route" and item["dest"] == "0.0.0.0/0" and item["type"] == "local":
+            local_tables.add(str(item["table"]))
     return chains, selectors, local_tables
 
 

@@ -1,10 +1,17 @@
 """tproxy_collisions: foreign users of the router's mark bits and route table are found; ours are not."""
 
+import pytest
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.tproxy.envoy.plugins.filter.tproxy_collisions import tproxy_collisions
 
 KERNEL_RULES = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n"
-OWN = ["chain\tmangle\tTPROXY-ENVOY", "chain\tmangle\tTPROXY-ENVOY-DIVERT", "jump\tmangle\tPREROUTING\tTPROXY-ENVOY",
-       "rule\tfwmark 0x1/0x1 lookup 100", "route\t0.0.0.0/0\t100\tlocal\t-\tlo"]
+# The items of `tproxy-envoy-router list --json` (schema: roles/netstate/README.md).
+OWN = [{"kind": "chain", "table": "mangle", "chain": "TPROXY-ENVOY"},
+       {"kind": "chain", "table": "mangle", "chain": "TPROXY-ENVOY-DIVERT"},
+       {"kind": "jump", "table": "mangle", "from": "PREROUTING", "chain": "TPROXY-ENVOY"},
+       {"kind": "rule", "selector": "fwmark 0x1/0x1 lookup 100"},
+       {"kind": "route", "dest": "0.0.0.0/0", "table": "100", "type": "local", "via": None, "dev": "lo"}]
 OUR_RULE = "32765:\tfrom all fwmark 0x1/0x1 lookup 100\n"
 OUR_SAVE = ("-A PREROUTING -m comment --comment \"tproxy.envoy\" -j TPROXY-ENVOY\n"
             "-A TPROXY-ENVOY -p tcp -m tcp --dport 80 -j TPROXY --on-port 4999 --on-ip 127.0.0.1 --tproxy-mark 0x1/0x1\n"
@@ -56,3 +63,23 @@ def test_foreign_iptables_marks_are_checked_against_the_bits():
 
 def test_our_chains_are_ignored_even_with_overlapping_marks():
     assert tproxy_collisions(KERNEL_RULES, "", OUR_SAVE, 1, 100, OWN) == []
+
+
+def test_our_local_route_in_another_table_does_not_hide_a_route_in_this_one():
+    own = [dict(OWN[-1], table="101")]
+    found = tproxy_collisions(KERNEL_RULES, "local default dev lo scope host\n", "", 1, 100, own)
+    assert len(found) == 1 and "router_route_table" in found[0]
+
+
+def test_our_rule_on_other_bits_does_not_hide_a_foreign_rule_on_ours():
+    own = [{"kind": "rule", "selector": "fwmark 0x2/0x2 lookup 101"}]
+    found = tproxy_collisions(KERNEL_RULES + OUR_RULE, "", "", 1, 100, own)
+    assert len(found) == 1 and "router_route_table" in found[0]
+
+
+@pytest.mark.parametrize("own", [["chain\tmangle\tTPROXY-ENVOY"], [{"kind": "chain", "table": "mangle"}],
+                                 [{"kind": "nft", "table": "inet"}]],
+                         ids=["text-line", "missing-field", "unknown-kind"])
+def test_own_items_not_in_the_netstate_schema_are_refused_with_a_message(own):
+    with pytest.raises(AnsibleFilterError, match="netstate items"):
+        tproxy_collisions(KERNEL_RULES, "", "", 1, 100, own)
