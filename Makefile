@@ -8,7 +8,7 @@ COLLECTION_LINK := .cache/collections/ansible_collections/tproxy/envoy
 LAB := -i inventories/lab
 PYTEST := python -m pytest -q -p no:cacheprovider
 
-.PHONY: help bootstrap collection lab site verify teardown lab-down test unit integration \
+.PHONY: help bootstrap collection lab site verify teardown lab-down test check unit integration \
         aws-test lab-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
         build-install build-install-lab ee-check docs-check docs bench bench-smoke lab-smoke \
         golden golden-check
@@ -16,6 +16,7 @@ PYTEST := python -m pytest -q -p no:cacheprovider
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
 	@echo "make test      everything CI runs (unit, sanity, lint, integration, molecule)"
+	@echo "make check     the fast subset for development: no lab, no root (unit, lint, sanity, golden, docs)"
 	@echo "make verify    run verify.yml against the lab"
 	@echo "make lab-down  teardown.yml, then remove the lab"
 	@echo "make bench     benchmarks in the lab"
@@ -127,4 +128,17 @@ lab-smoke: collection
 	tools/scripts/build-install-test.sh --run-lab && ansible-playbook $(LAB) playbooks/site.yml && python tools/bench/run.py --smoke; \
 	  rc=$$?; ansible-playbook $(LAB) playbooks/teardown.yml; tools/lab/lab.sh down; exit $$rc
 
-test: collection unit golden-check lint sanity changelog-lint docs-check ee-check integration aws-test lab-test topology-test molecule-namespace molecule-docker lab-smoke
+# --- what `make check` and `make test` run ----------------------------------
+# Tiers, cheapest first; tools/scripts/run-targets.sh runs them in order, stops at the first
+# failure and prints the seconds each target took. To add a target, put its name in its tier:
+# CHECK_TARGETS needs no root and no lab (development, minutes); TEST_TARGETS adds the rest.
+CHECK_TARGETS := docs-check changelog-lint golden-check unit lint sanity
+TEST_TARGETS := $(CHECK_TARGETS) ee-check integration aws-test \
+                lab-test topology-test molecule-namespace molecule-docker lab-smoke
+
+check: collection
+	@MAKE="$(MAKE)" RUN_TARGETS_LABEL="make check" tools/scripts/run-targets.sh $(CHECK_TARGETS)
+
+# Everything CI runs (.ci/run).
+test: collection
+	@MAKE="$(MAKE)" RUN_TARGETS_LABEL="make test" tools/scripts/run-targets.sh $(TEST_TARGETS)

@@ -1,0 +1,92 @@
+# Copyright: tproxy.envoy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""tools/scripts/run-targets.sh: targets in order, stop at the first failure, a timing table always."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+SCRIPT = REPO / 'tools' / 'scripts' / 'run-targets.sh'
+# `make` itself, and how `make test` calls the script, are the Makefile's: read them from there.
+MAKEFILE = (REPO / 'Makefile').read_text()
+
+
+@pytest.fixture
+def fake_make(tmp_path):
+    """A `make` that logs each target and fails the ones listed in FAIL_TARGETS."""
+    log = tmp_path / 'calls'
+    make = tmp_path / 'make'
+    make.write_text('#!/bin/sh\necho "$1" >> %s\necho "making $1"\n'
+                    'case " $FAIL_TARGETS " in *" $1 "*) exit 2 ;; esac\n' % log)
+    make.chmod(0o755)
+    return make, log
+
+
+def run(fake_make, *targets, fail=''):
+    make, log = fake_make
+    env = dict(os.environ, MAKE=str(make), FAIL_TARGETS=fail, RUN_TARGETS_LABEL='make test')
+    proc = subprocess.run([str(SCRIPT), *targets], env=env, capture_output=True, text=True, timeout=60, check=False)
+    calls = log.read_text().split() if log.exists() else []
+    return proc, calls
+
+
+def table(proc):
+    """{target: (seconds, result)} from the summary printed at the end."""
+    rows = {}
+    lines = proc.stdout.splitlines()
+    start = lines.index('make test: seconds per target')
+    for line in lines[start + 2:]:
+        match = re.match(r'^  (\S+)\s+(\S+)\s+(.+)$', line)
+        if match:
+            rows[match.group(1)] = (match.group(2), match.group(3))
+    return rows
+
+
+def test_runs_every_target_in_order_and_prints_each_time(fake_make):
+    proc, calls = run(fake_make, 'unit', 'lint', 'sanity')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert calls == ['unit', 'lint', 'sanity']
+    rows = table(proc)
+    assert list(rows) == ['unit', 'lint', 'sanity', 'total']
+    assert all(re.fullmatch(r'\d+\.\d', seconds) for seconds, _result in rows.values()), rows
+    assert [result for _seconds, result in rows.values()] == ['ok', 'ok', 'ok', 'ok']
+    # The table comes after the targets' own output.
+    assert proc.stdout.rindex('making sanity') < proc.stdout.index('make test: seconds per target')
+
+
+def test_stops_at_the_first_failure_and_still_prints_the_table(fake_make):
+    proc, calls = run(fake_make, 'unit', 'lint', 'sanity', fail='lint')
+    assert proc.returncode == 1
+    assert calls == ['unit', 'lint']
+    rows = table(proc)
+    assert rows['unit'][1] == 'ok'
+    assert rows['lint'][1] == 'FAIL' and rows['lint'][0] != '-'
+    assert rows['sanity'] == ('-', 'not run')
+    assert rows['total'][1] == 'FAIL (lint)'
+
+
+def test_no_target_is_a_usage_error(fake_make):
+    proc, calls = run(fake_make)
+    assert proc.returncode == 2 and 'usage' in proc.stderr
+    assert calls == []
+
+
+def test_make_test_and_make_check_run_their_lists_through_the_script():
+    def variable(name):
+        match = re.search(r'^%s := ((?:.*\\\n)*.*)$' % name, MAKEFILE, re.M)
+        assert match, name
+        return match.group(1).replace('\\\n', ' ').split()
+
+    check = variable('CHECK_TARGETS')
+    assert variable('TEST_TARGETS')[0] == '$(CHECK_TARGETS)'
+    assert re.search(r'^check: .*\n\t.*tools/scripts/run-targets.sh \$\(CHECK_TARGETS\)$', MAKEFILE, re.M)
+    assert re.search(r'^test: .*\n\t.*tools/scripts/run-targets.sh \$\(TEST_TARGETS\)$', MAKEFILE, re.M)
+    # Every listed target exists in the Makefile.
+    for target in check + variable('TEST_TARGETS')[1:]:
+        assert re.search(r'^%s:' % re.escape(target), MAKEFILE, re.M), target
