@@ -1,49 +1,63 @@
 """Configuration files for the bench's own processes.
 
-Envoy: the router role's template rendered by Ansible with the role's defaults (so a change
-to the role changes what the bench measures), then, for the tuned and L4 variants, edited as
-data. Each edit below is one tuning knob; the report names the knobs each variant uses.
-HAProxy and nginx: small configs written here.
+Envoy: the router role's configuration, rendered through its public `render` entry point with
+the lab router's variables (so a change to the role changes what the bench measures), then,
+for the tuned variants, edited as data. Each edit below is one tuning knob; the report names
+the knobs each variant uses. HAProxy and nginx: small configs written here.
 """
 
 import copy
 import json
 import os
 import subprocess
-import sys
 
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TEMPLATES = os.path.join(HERE, "templates")
+# The bench renders for the lab's router, with the lab's own variables.
+INVENTORY = os.path.join(REPO, "inventories", "lab")
 
 HCM = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
 
 
-def render_role_configs(renders, workdir):
-    """Render roles/router/templates/envoy.yaml.j2 once per item of renders.
+def render_role(renders, workdir):
+    """The router role's public `render` entry point, once per item of renders.
 
-    renders: list of dicts with dest, proxy_address, proxy_port, admin_port, intercept_ports.
-    Returns the role's Envoy command-line arguments (__router_envoy_args) without `-c FILE`.
+    renders: list of dicts with dir (where the role writes), proxy_address, proxy_port,
+    intercept_ports, l4_ports, and admin_port (Envoy proxies only). Every other variable is the
+    lab router's, from the lab inventory and the role's defaults, as site.yml deploys it.
+    Each dir then holds the role's files (roles/router/meta/argument_specs.yml, `render`):
+    envoy.yaml, envoy-args.json, rules.v4, netstate.json.
     """
     varfile = os.path.join(workdir, "render-vars.json")
-    argsfile = os.path.join(workdir, "envoy-args.json")
     with open(varfile, "w", encoding="utf-8") as f:
-        json.dump({"bench_envoy_renders": renders, "bench_envoy_args_file": argsfile}, f)
+        json.dump({"bench_renders": renders}, f)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
-    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local",
-            "-e", f"ansible_python_interpreter={sys.executable}",
-            "-e", f"@{varfile}", os.path.join(TEMPLATES, "render_envoy.yml")]
-    res = subprocess.run(argv, env=env, text=True, capture_output=True, check=False)
+    argv = ["ansible-playbook", "-i", INVENTORY, "-e", f"@{varfile}",
+            os.path.join(TEMPLATES, "render_router.yml")]
+    res = subprocess.run(argv, env=env, cwd=REPO, text=True, capture_output=True, check=False)
     if res.returncode != 0:
-        raise RuntimeError("rendering the router role's Envoy template failed:\n"
+        raise RuntimeError("rendering the router role (tasks_from: render) failed:\n"
                            + res.stdout[-3000:] + res.stderr[-2000:])
-    with open(argsfile, encoding="utf-8") as f:
+    missing = [r["dir"] for r in renders if not os.path.isfile(os.path.join(r["dir"], "rules.v4"))]
+    if missing:
+        raise RuntimeError(f"the router role rendered nothing into {', '.join(missing)}")
+
+
+def role_envoy_args(render_dir):
+    """The Envoy command-line arguments the role gives its container, without `-c FILE`."""
+    with open(os.path.join(render_dir, "envoy-args.json"), encoding="utf-8") as f:
         args = json.load(f)
     i = args.index("-c")
     return args[:i] + args[i + 2:]
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def load(path):

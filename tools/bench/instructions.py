@@ -98,7 +98,7 @@ def measure(processes, prefixes, log, short=False):
     # The static responder: the web server must not be the slow side of the count.
     url = f"http://{lab.WEB}:{paths.STATIC_PORT}/"
     for name, process in processes.items():
-        rules.use("tproxy", paths.STATIC_PORT, process.port)
+        rules.use("tproxy", paths.STATIC_PORT, process.port, process.role_rules)
         warm_up(url, name)
         _dump(process.pid, prefixes[name], 1)
         run = load.run_wrk(url, CONNS, SHORT_RUN_S if short else RUN_S)

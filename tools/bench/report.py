@@ -74,8 +74,8 @@ def markdown(results):
                 + (f" errors: {r['errors']}" if r["errors"] else ""))
         lines.append("")
     if results.get("proxies"):
-        lines += ["Bench proxies (run in the router's netns; Envoy configs are the role's template "
-                  "rendered with its defaults, then edited by the knobs):", ""]
+        lines += ["Bench proxies (run in the router's netns; Envoy configs are the role's, rendered "
+                  "by its `render` entry point with the lab's variables, then edited by the knobs):", ""]
         for name, p in results["proxies"].items():
             knobs = ", ".join(p["knobs"]) or "none"
             lines.append(f"- `{name}`: {p['engine']} {p['mode']}, knobs: {knobs}, "

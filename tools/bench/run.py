@@ -67,22 +67,13 @@ def build_processes(proxies, targets, workdir):
         processes["nginx"] = procs.Process(
             "nginx", "web", ["nginx", "-c", cfg, "-g", "daemon off;"], paths.STATIC_PORT,
             os.path.join(workdir, "nginx.log"), address=lab.WEB)
-    envoys = [p for p in proxies if p.engine == "envoy"]
-    ports = sorted({t["port"] for t in paths.TARGETS.values()})
-    role_args = []
-    if envoys:
-        # An Envoy in tcp mode is the role's L4 mode: the same ports in router_intercept_l4_ports.
-        renders = [{"dest": os.path.join(workdir, f"{p.name}.role.yaml"), "proxy_address": p.address,
-                    "proxy_port": p.port, "admin_port": p.admin_port,
-                    "intercept_ports": [] if p.mode == "tcp" else ports,
-                    "l4_ports": ports if p.mode == "tcp" else []}
-                   for p in envoys]
-        role_args = configs.render_role_configs(renders, workdir)
+    role_dirs = render_role(proxies, workdir)
+    role_args = configs.role_envoy_args(next(iter(role_dirs.values()))) if role_dirs else []
     for p in proxies:
         logfile = os.path.join(workdir, f"{p.name}.log")
         if p.engine == "envoy":
             cfg = os.path.join(workdir, f"{p.name}.yaml")
-            configs.dump(configs.apply_knobs(configs.load(os.path.join(workdir, f"{p.name}.role.yaml")),
+            configs.dump(configs.apply_knobs(configs.load(os.path.join(role_dirs[p.name], "envoy.yaml")),
                                              p.knobs), cfg)
             args = list(role_args)
             if p.concurrency:
@@ -98,7 +89,31 @@ def build_processes(proxies, targets, workdir):
             argv = ["haproxy", "-db", "-f", cfg]
         processes[p.name] = procs.Process(p.name, "router", argv, p.port, logfile, address=p.address)
         processes[p.name].config = cfg
+        processes[p.name].role_rules = configs.read(os.path.join(role_dirs[p.name], "rules.v4"))
     return processes
+
+
+def render_role(proxies, workdir):
+    """The router role rendered (tasks_from: render) once per bench proxy: Envoy's configuration
+    and the rule set that hands the targets' ports to that proxy. Returns {proxy name: dir}."""
+    if not proxies:
+        return {}
+    # An Envoy in tcp mode is the role's L4 mode: the same ports in router_intercept_l4_ports.
+    ports = sorted({t["port"] for t in paths.TARGETS.values()})
+    renders = []
+    for p in proxies:
+        render = {"dir": os.path.join(workdir, "role", p.name), "proxy_address": p.address,
+                  "proxy_port": p.port, "intercept_ports": [] if p.mode == "tcp" else ports,
+                  "l4_ports": ports if p.mode == "tcp" else []}
+        if p.engine == "envoy":
+            render["admin_port"] = p.admin_port
+        renders.append(render)
+    configs.render_role(renders, workdir)
+    missing = rules.missing_policy_routing(renders[0]["dir"])
+    if missing:
+        raise lab.LabNotReady(f"the router lacks the role's policy rule {missing}: "
+                              "site.yml is not applied with the lab's current variables")
+    return {p.name: r["dir"] for p, r in zip(proxies, renders)}
 
 
 def probe(url, attempts=2):
@@ -173,7 +188,8 @@ def data_path(args, workdir):
                     proxy = paths.proxy(path.proxy) if path.proxy not in ("", "product") else None
                     pid = product_pid if path.proxy == "product" else (
                         processes[proxy.name].pid if proxy else None)
-                    rules.use(path.kind, spec["port"], proxy.port if proxy else None)
+                    rules.use(path.kind, spec["port"], proxy.port if proxy else None,
+                              processes[proxy.name].role_rules if proxy else "")
                     status = probe(spec["url"])[0]
                     if status != "200":
                         failures.append(f"{path.name} -> {target}: probe answered {status}")

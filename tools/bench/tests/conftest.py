@@ -4,3 +4,27 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+import pytest  # noqa: E402  (after the path setup above)
+
+import configs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def role_renders(tmp_path_factory):
+    """The router role's `render` entry point, run as the bench runs it, once for the session:
+    an L7 Envoy (ports 80 and 8080), an L4 Envoy and a HAProxy (rule set only)."""
+    workdir = tmp_path_factory.mktemp("render")
+    renders = {
+        "l7": {"proxy_address": "127.0.0.1", "proxy_port": 4998, "admin_port": 19001,
+               "intercept_ports": [80, 8080], "l4_ports": []},
+        "l4": {"proxy_address": "127.0.0.1", "proxy_port": 4995, "admin_port": 19003,
+               "intercept_ports": [80], "l4_ports": [8080, 5432]},
+        "haproxy": {"proxy_address": "127.0.0.1", "proxy_port": 4997,
+                    "intercept_ports": [80, 8080], "l4_ports": []},
+    }
+    for name, render in renders.items():
+        render["dir"] = str(workdir / name)
+    configs.render_role(list(renders.values()), str(workdir))
+    return {name: render["dir"] for name, render in renders.items()}

@@ -1,5 +1,6 @@
 """Every knob's edit of the router role's rendered config is a config Envoy itself accepts."""
 
+import os
 import subprocess
 
 import pytest
@@ -15,26 +16,31 @@ def assert_envoy_accepts(path):
 
 
 @pytest.fixture(scope="module")
-def role_config(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("render")
-    dest = workdir / "role.yaml"
-    configs.render_role_configs([{"dest": str(dest), "proxy_address": "127.0.0.1", "proxy_port": 4998,
-                                  "admin_port": 19001, "intercept_ports": [80, 8080]}], str(workdir))
-    return configs.load(str(dest))
+def role_config(role_renders):
+    return configs.load(os.path.join(role_renders["l7"], "envoy.yaml"))
 
 
-def test_the_roles_l4_ports_get_tcp_proxy_chains_envoy_accepts(tmp_path):
-    dest = tmp_path / "l4.yaml"
-    configs.render_role_configs([{"dest": str(dest), "proxy_address": "127.0.0.1", "proxy_port": 4995,
-                                  "admin_port": 19003, "intercept_ports": [80],
-                                  "l4_ports": [8080, 5432]}], str(tmp_path))
-    chains = configs.load(str(dest))["static_resources"]["listeners"][0]["filter_chains"]
+def test_the_roles_l4_ports_get_tcp_proxy_chains_envoy_accepts(role_renders):
+    path = os.path.join(role_renders["l4"], "envoy.yaml")
+    chains = configs.load(path)["static_resources"]["listeners"][0]["filter_chains"]
     kinds = {c["filter_chain_match"]["destination_port"]: c["filters"][0]["name"] for c in chains}
     assert kinds == {80: configs.HCM, 8080: "envoy.filters.network.tcp_proxy",
                      5432: "envoy.filters.network.tcp_proxy"}
     assert all(c["filters"][0]["typed_config"]["cluster"] == "original_destination"
                for c in chains if c["filter_chain_match"]["destination_port"] != 80)
-    assert_envoy_accepts(dest)
+    assert_envoy_accepts(path)
+
+
+def test_each_render_has_the_bench_proxys_listener_and_admin_port(role_renders):
+    config = configs.load(os.path.join(role_renders["l7"], "envoy.yaml"))
+    assert config["static_resources"]["listeners"][0]["address"]["socket_address"] == {
+        "address": "127.0.0.1", "port_value": 4998}
+    assert config["admin"]["address"]["socket_address"]["port_value"] == 19001
+
+
+def test_the_roles_envoy_arguments_come_without_the_config_path(role_renders):
+    args = configs.role_envoy_args(role_renders["l7"])
+    assert "-c" not in args and "--log-level" in args
 
 
 @pytest.mark.parametrize("knobs", [(k,) for k in configs.KNOBS]

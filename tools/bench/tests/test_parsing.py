@@ -1,10 +1,14 @@
 """The bench's pure parts: what it parses, how it summarises, what its rules and knobs say."""
 
+import json
+import os
+
 import pytest
 
 import configs
 import control
 import instructions
+import lab
 import load
 import paths
 import readme
@@ -58,13 +62,38 @@ def test_recap_and_slowest_tasks_are_parsed():
 
 def test_direct_path_accepts_before_the_products_tproxy_rule():
     r = rules.path_rules("direct", 8080)
-    assert r == {"mangle": [f"-A {rules.CHAIN} {rules.SCOPE} -m tcp --dport 8080 -j ACCEPT"]}
+    assert r == {"mangle": [f"-A {rules.CHAIN} -p tcp -m tcp --dport 8080 -j ACCEPT"]}
 
 
-def test_tproxy_path_points_at_the_bench_proxy_on_loopback():
-    mangle = rules.path_rules("tproxy", 80, 4997)["mangle"]
-    assert "-m socket --transparent" in mangle[0]
-    assert "--on-port 4997 --on-ip 127.0.0.1" in mangle[1]
+def _role_chains(render_dir):
+    """The role's mangle chains as its render names them: (interception chain, divert chain)."""
+    with open(os.path.join(render_dir, "netstate.json"), encoding="utf-8") as f:
+        chains = [c for c in json.load(f)["netstate_iptables"] if c["table"] == "mangle"]
+    return (next(c["chain"] for c in chains if c.get("jump_from") == "PREROUTING"),
+            next(c["chain"] for c in chains if not c.get("jump_from")))
+
+
+def test_tproxy_path_is_the_roles_own_rule_set_for_one_port_in_the_bench_chains(role_renders):
+    role = configs.read(os.path.join(role_renders["haproxy"], "rules.v4"))
+    intercept, divert = _role_chains(role_renders["haproxy"])
+    rename = {intercept: rules.CHAIN, divert: rules.DIVERT}
+    role_mangle = role.split("*mangle\n", 1)[1].split("COMMIT", 1)[0].splitlines()
+    # The role's lines, chain names swapped token by token, minus its TPROXY rule for port 80.
+    expected = [" ".join(rename.get(t, t) for t in line.split(" ")) for line in role_mangle
+                if line.startswith("-A ") and not ("-j TPROXY " in line and "--dport 80 " in line)]
+    mangle = rules.path_rules("tproxy", 8080, 4997, role)["mangle"]
+    assert mangle == expected
+    tproxy = [line for line in mangle if "-j TPROXY " in line]
+    assert len(tproxy) == 1 and "--dport 8080 " in tproxy[0]
+    assert "--on-port 4997 --on-ip 127.0.0.1 " in tproxy[0]
+    mark = tproxy[0].split("--tproxy-mark ", 1)[1].split()[0]
+    assert f"-A {rules.DIVERT} " in "\n".join(mangle) and f"--set-xmark {mark}" in "\n".join(mangle)
+
+
+def test_tproxy_path_refuses_a_port_the_role_did_not_intercept(role_renders):
+    role = configs.read(os.path.join(role_renders["haproxy"], "rules.v4"))
+    with pytest.raises(ValueError, match="intercepts no port 443"):
+        rules.path_rules("tproxy", 443, 4997, role)
 
 
 def test_redirect_path_skips_tproxy_and_nats():
@@ -77,11 +106,17 @@ def test_product_path_adds_no_rule():
     assert rules.path_rules("product", 80) == {}
 
 
-def test_every_bench_rule_is_scoped_to_client_and_web():
-    for kind in ("direct", "tproxy", "redirect"):
-        for table in rules.path_rules(kind, 80, 4999).values():
-            for line in table:
-                assert rules.SCOPE in line
+def test_the_bench_chains_are_reached_only_by_client_to_web_tcp():
+    assert rules.JUMP[:6] == ["-s", f"{lab.CLIENT}/32", "-d", f"{lab.WEB}/32", "-p", "tcp"]
+    assert rules.JUMP[-2:] == ["-j", rules.CHAIN]
+
+
+def test_every_path_refills_every_bench_chain():
+    text = rules.restore_input(rules.path_rules("direct", 80))
+    for table, chains in rules.CHAINS.items():
+        section = text.split(f"*{table}\n", 1)[1].split("COMMIT", 1)[0]
+        assert all(f":{chain} - [0:0]" in section for chain in chains)
+        assert all(line.split()[1] in chains for line in section.splitlines() if line.startswith("-A "))
 
 
 ROLE_LIKE = {
