@@ -10,7 +10,8 @@ compared with the checked-in files in tests/golden/expected/<case>/, and each re
 envoy.yaml is checked by Envoy itself (`envoy --mode validate`).
 
   golden.py            check: print a unified diff for every difference, exit 1 if any
-  golden.py --update   rewrite tests/golden/expected/ from the role (review with git diff)
+  golden.py --update   rewrite tests/golden/expected/ from the role (review with git diff);
+                       nothing is written if Envoy rejects a configuration
 """
 
 from __future__ import annotations
@@ -93,18 +94,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"golden: {exc}", file=sys.stderr)
             return 1
         problems = envoy_rejects(rendered)
-        if args.update:
+        if args.update and not problems:  # never check in a configuration Envoy refuses
             shutil.rmtree(EXPECTED, ignore_errors=True)
             shutil.copytree(rendered, EXPECTED)
             print(f"golden: {EXPECTED.relative_to(REPO)} rewritten "
                   f"({len(_files(EXPECTED))} files); review it with git diff")
-        else:
+        elif not args.update:
             problems = compare(EXPECTED, rendered) + problems
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        if not args.update:
-            print(f"golden: {len(problems)} difference(s). If the change is intended, "
+        if args.update:
+            print("golden: nothing rewritten", file=sys.stderr)
+        else:
+            print(f"golden: {len(problems)} problem(s). If a change is intended, "
                   "run `make golden` and commit tests/golden/expected/", file=sys.stderr)
         return 1
     if not args.update:
