@@ -39,7 +39,7 @@ options:
     required: true
   own:
     description:
-      - The items an earlier run installed, as the netstate role documents them (its README.md):
+      - The items an earlier run installed, in the shape the netstate role documents in its README.md,
         dicts with C(kind) C(chain), C(jump), C(rule) or C(route). Empty when nothing is installed.
     type: list
     elements: dict
