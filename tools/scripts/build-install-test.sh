@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Builds the collection tarball, installs it into an empty collections path and
 # checks it from there, the way a user gets it from Galaxy:
-#   1. `ansible-galaxy collection build`, then the tarball's file list: what the
-#      tests, the lab and the bench need is in it (every git-tracked file that
-#      galaxy.yml's build_ignore does not exclude), caches/venvs/results are not;
+#   1. `ansible-galaxy collection build`, then the tarball's file list: it holds
+#      the collection only (an allow-list of top-level entries: no tools, tests,
+#      molecule, Makefile, venvs, caches or results), and every git-tracked file
+#      that galaxy.yml's build_ignore does not exclude;
 #   2. `ansible-galaxy collection install --offline` into an empty directory;
 #   3. with only that directory as the collections path (not the checkout's
 #      .cache/collections link, and run from outside the checkout so its
 #      ansible.cfg is not read): ansible-doc renders every module, connection,
 #      filter and test plugin and every role entry point, each from the installed
 #      copy; `ansible-playbook --syntax-check` resolves every playbook by name.
+#   4. module_defaults groups (meta/runtime.yml action_groups) reach the modules.
 #   --run-lab  then runs tproxy.envoy.site, .verify and .teardown from the
 #              installed copy against the running lab (`make lab` first).
 # KEEP_TREE=1 keeps the temporary directory.
@@ -50,17 +52,26 @@ tar -tzf "$tarball" | sed 's|^\./||; s|/$||' | sort -u >"$work/contents"
 echo "$(wc -l <"$work/contents") entries"
 
 step "tarball contents"
-for wanted in roles plugins playbooks inventories lab molecule tests meta/runtime.yml \
-              README.md requirements.txt requirements.yml Makefile scripts ansible.cfg CHANGELOG.rst \
-              changelogs/changelog.yaml; do
+# What a collection is made of; anything else at the top is a tool or a leftover.
+allowed='MANIFEST.json FILES.json README.md CHANGELOG.rst LICENSE COPYING changelogs docs meta plugins roles playbooks inventories'
+for wanted in MANIFEST.json FILES.json README.md CHANGELOG.rst changelogs/changelog.yaml docs/architecture.md \
+              meta/runtime.yml meta/execution-environment.yml meta/ee-requirements.txt meta/ee-bindep.txt \
+              plugins/modules plugins/connection roles/router roles/webserver roles/client \
+              playbooks/site.yml playbooks/verify.yml playbooks/teardown.yml inventories/lab inventories/aws; do
   if grep -qx "$wanted" "$work/contents"; then ok "contains $wanted"; else fail "tarball lacks $wanted"; fi
 done
-# Anything that is per-machine or generated must stay out.
-unwanted='(^|/)(\.venv|\.cache|\.ansible|\.git|\.pytest_cache|__pycache__|\.molecule)(/|$)|^tests/output(/|$)|^tools/bench/results(/|$)|\.tar\.gz$|\.pyc$|^changelogs/\.plugin-cache\.yaml$'
+cut -d/ -f1 "$work/contents" | sort -u | grep -vxF -f <(tr ' ' '\n' <<<"$allowed") >"$work/extra" || true
+if [ -s "$work/extra" ]; then
+  fail "tarball holds what is not the collection:"; sed 's/^/    /' "$work/extra" >&2
+else
+  ok "top-level entries are the collection's only ($(cut -d/ -f1 "$work/contents" | sort -u | tr '\n' ' '))"
+fi
+# Inside the collection's directories: nothing per-machine or generated.
+unwanted='(^|/)(\.venv|\.cache|\.ansible|\.git|\.pytest_cache|__pycache__|\.molecule|\.benchmarks|tests)(/|$)|\.tar\.gz$|\.pyc$|^changelogs/\.plugin-cache\.yaml$'
 if grep -E "$unwanted" "$work/contents" >"$work/unwanted"; then
   fail "tarball holds files users do not need:"; sed 's/^/    /' "$work/unwanted" | head -20 >&2
 else
-  ok "no venvs, caches, results or archives"
+  ok "no tests, venvs, caches, results or archives"
 fi
 # Every file the project tracks ships, unless build_ignore excludes it on purpose.
 python3 - "$work/contents" <<'PY' >"$work/missing"
@@ -161,10 +172,54 @@ for playbook in "$installed"/playbooks/*.yml; do
   fi
 done
 
+# --- 4. module_defaults groups ----------------------------------------------
+step "action groups (module_defaults)"
+# Each default below changes what the module does, so a group that does not reach
+# the module makes its task fail or answer differently.
+cat >"$work/groups.yml" <<'EOF'
+- name: Module defaults by group reach the collection's modules
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Report on a kernel tree that does not exist, without failing (defaults of group tproxy)
+      module_defaults:
+        group/tproxy.envoy.tproxy:
+          root: /nonexistent
+          load: false
+          fail_on_missing: false
+      tproxy.envoy.tproxy_kernel:
+      register: groups_kernel
+    - name: Refuse instance_ids from group aws beside the task's filters
+      module_defaults:
+        group/tproxy.envoy.aws:
+          instance_ids: [i-0123456789abcdef0]
+      tproxy.envoy.ec2_source_dest_check:
+        filters:
+          "tag:tproxy-role": router
+        enabled: false
+      register: groups_aws
+      ignore_errors: true
+    - name: Check that both defaults were applied
+      ansible.builtin.assert:
+        that:
+          - not groups_kernel.supported
+          - groups_kernel.kernel is defined
+          - groups_aws is failed
+          - "'mutually exclusive: instance_ids|filters' in groups_aws.msg"
+EOF
+if ansible-playbook -i localhost, "$work/groups.yml" >"$work/groups.out" 2>&1; then
+  ok "group/$namespace.$name.tproxy and group/$namespace.$name.aws reach the modules"
+else
+  fail "module_defaults groups: $(grep -E 'FAILED|msg' "$work/groups.out" | tail -5)"
+fi
+
 # --- optional: the real playbooks from the installed copy against the lab ----
 if [ "$run_lab" = 1 ]; then
   step "site, verify, teardown from the installed copy against the lab"
-  if ! "$repo/lab/lab.sh" status >/dev/null 2>&1; then
+  if ! "$repo/tools/lab/lab.sh" status >/dev/null 2>&1; then
     fail "the lab is not up (run make lab first)"
   else
     for playbook in site verify teardown; do

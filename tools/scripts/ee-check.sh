@@ -61,7 +61,7 @@ ansible-galaxy collection build --force --output-path "$work/dist" "$repo" >/dev
 tarball="$work/dist/$namespace-$name-$version.tar.gz"
 (cd "$work" && ansible-galaxy collection install --offline --no-deps -p "$work/collections" "$tarball" >/dev/null)
 installed="$work/collections/ansible_collections/$namespace/$name"
-for file in meta/execution-environment.yml meta/ee-requirements.txt bindep.txt; do
+for file in meta/execution-environment.yml meta/ee-requirements.txt meta/ee-bindep.txt; do
   exists "$installed/$file" "collection ships $file"
 done
 ansible-builder introspect "$work/collections" --write-pip "$work/pip.txt" --write-bindep "$work/bindep.txt" >/dev/null
