@@ -11,7 +11,7 @@ PYTEST := python -m pytest -q -p no:cacheprovider
 .PHONY: help bootstrap collection lab site verify teardown lab-down test check unit integration \
         aws-test lab-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
         build-install build-install-lab ee-check docs-check docs bench bench-smoke lab-smoke \
-        golden golden-check
+        golden golden-check sanity-matrix
 
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
@@ -83,6 +83,11 @@ molecule-docker: collection
 
 sanity: bootstrap
 	tools/scripts/sanity.sh all
+
+# sanity + units on every ansible-core minor that meta/runtime.yml's requires_ansible claims
+# (other minors in .cache/venv-core-<minor>, created on first use).
+sanity-matrix: bootstrap
+	tools/scripts/sanity-matrix.sh
 
 lint: collection
 	ansible-lint

@@ -43,11 +43,30 @@ options:
     type: bool
     required: true
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+attributes:
+  check_mode:
+    support: full
+    details: Reads the current values and reports, per instance and interface, what would change.
+  diff_mode:
+    support: full
+    details: Before and after, per instance, of the instance attribute and of each interface's flag.
+  platform:
+    platforms: posix
+    details: Runs where boto3 is installed and the EC2 API is reachable, usually the controller (C(delegate_to) C(localhost)).
+  action_group:
+    description:
+      - Use C(group/tproxy.envoy.tproxy) in C(module_defaults) to set defaults for this module.
+      - Use C(group/tproxy.envoy.aws) to set the AWS options (region, credentials, endpoint) once for this module and
+        every module of C(amazon.aws.aws).
+    support: full
+    membership:
+      - tproxy.envoy.tproxy
+      - tproxy.envoy.aws
 notes:
-  - Supports C(check_mode) and C(diff_mode).
   - On AWS the instance attribute mirrors the primary interface; some EC2 emulators keep them apart,
     so both levels are read and set.
 seealso:

@@ -67,8 +67,23 @@ options:
         so it loads from the tree that was inspected.
     type: path
     default: /
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: It reports what would be loaded, and C(changed) is true when something would be.
+  diff_mode:
+    support: full
+    details: The diff lists the modules loaded (or that would be), each from its state before to C(loaded).
+  platform:
+    platforms: linux
+  action_group:
+    description: Use C(group/tproxy.envoy.tproxy) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - tproxy.envoy.tproxy
 notes:
-  - Supports check mode - it reports what would be loaded, and C(changed) is true when something would be.
   - Does not need root to report; loading modules does.
 seealso:
   - name: Linux TPROXY documentation

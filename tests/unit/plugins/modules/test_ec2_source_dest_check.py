@@ -11,7 +11,6 @@ from unittest import mock
 
 import botocore.session
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -19,6 +18,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.tproxy.envoy.plugins.module_utils.source_dest_check import REQUIRED_IAM_ACTIONS
 from ansible_collections.tproxy.envoy.plugins.modules import ec2_source_dest_check
+from ansible_collections.tproxy.envoy.tests.unit.compat.module_args import patch_module_args
 
 INSTANCE_ID = "i-0123456789abcdef0"
 PRIMARY_ENI = "eni-00000000000000001"

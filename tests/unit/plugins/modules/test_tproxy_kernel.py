@@ -14,23 +14,13 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.tproxy.envoy.plugins.modules import tproxy_kernel
+from ansible_collections.tproxy.envoy.tests.unit.compat.module_args import patch_module_args
 from ansible_collections.tproxy.envoy.tests.unit.plugins.module_utils.fake_tproxy_host import (
     MODULE_PATHS,
     FakeIptables,
     FakeKernel,
     write_executable,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-    from unittest import mock
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()):
-            yield
 
 
 IPTABLES_PARTS = ['nf_tproxy_ipv4', 'nf_socket_ipv4', 'xt_TPROXY', 'xt_socket']
