@@ -7,18 +7,23 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import time
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-LAB_DIR = pathlib.Path("/var/lib/tproxy-lab")
-ADDR = {"client": "192.0.2.10", "router": "192.0.2.100", "web": "192.0.2.180"}
-ENGINES = ("router", "web")
+# The lab's layout has one home, the lab inventory; tools/lab/inventory.py reads it.
+sys.path.insert(0, str(ROOT / "tools" / "lab"))
+import inventory  # noqa: E402  pylint: disable=wrong-import-position
+
+LAB = inventory.load()
+ADDR = LAB.addresses
+ENGINES = LAB.engine_hosts
 
 
 def holder(host):
-    return (LAB_DIR / host / "holder.pid").read_text().strip()
+    return pathlib.Path(LAB.hosts[host].pidfile).read_text().strip()
 
 
 def sh(host, script, check=True, timeout=60):

@@ -1,7 +1,10 @@
 """Issue 7: each protection of the router, proven on the namespace lab.
 
-The tests run in file order on one lab: a fresh lab first (refusals, collisions), then a
-converged one (rules, self-loop, faults, reboot), then teardown next to other people's state.
+The tests share one lab, but none relies on an earlier one: each asks for the lab in the state it
+needs (`never_configured_lab`, `unconfigured_lab`, `converged_lab`), and the fixture gets it there
+when it is not (file order needs the fewest runs: refusals and collisions on a fresh lab first,
+then a converged one, then teardown next to other people's state). `--reverse-order` or `-k`
+runs them in any other order.
 """
 
 import json
@@ -15,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import (ADDR, ROOT, assert_ok, client_get, docker_json, envoy_stat, holder, playbook,
+from conftest import (ADDR, ENGINES, ROOT, assert_ok, client_get, docker_json, envoy_stat, holder, playbook,
                       playbook_process, recap, sh, snapshot, wait_until)
 
 FOREIGN = {
@@ -25,6 +28,15 @@ FOREIGN = {
                "ip rule add from 198.51.100.0/24 lookup 200 priority 1000; "
                "ip route add 198.51.100.0/24 dev lo table 200; "
                "docker run -d --name foreign --network none tproxy-envoy/node:bookworm sleep infinity >/dev/null"),
+}
+# Undoes FOREIGN, so that the test that makes it can run again on the same lab.
+FOREIGN_UNDO = {
+    "router": ("iptables -t mangle -D PREROUTING -s 203.0.113.7/32 -j ACCEPT; "
+               "iptables -t nat -D POSTROUTING -s 203.0.113.7/32 -j ACCEPT; "
+               "iptables -D INPUT -s 203.0.113.7/32 -j ACCEPT; "
+               "ip rule del from 198.51.100.0/24 lookup 200 priority 1000; "
+               "ip route del 198.51.100.0/24 dev lo table 200; "
+               "docker rm -f foreign >/dev/null"),
 }
 FOREIGN_EVIDENCE = {
     "-A PREROUTING -s 203.0.113.7/32 -j ACCEPT": "iptables-save -t mangle",
@@ -55,19 +67,100 @@ BAD_INPUT = [
     ("router_envoy_log_level", "loud"),
     ("router_envoy_admin_address", "localhost"),
     ("router_envoy_buffer_limit_bytes", 512),
-    ("router_intercept_sources", ["192.0.2.1/24"]),
+    ("router_intercept_sources", ["198.51.100.1/24"]),  # host bits set
     ("webserver_port", 99999),
-    ("client_routes", [{"dest": "not-an-address", "via": "192.0.2.100"}]),
-    ("client_routes", [{"dest": "192.0.2.180/32", "via": "router"}]),
+    ("client_routes", [{"dest": "not-an-address", "via": ADDR["router"]}]),
+    ("client_routes", [{"dest": ADDR["web"] + "/32", "via": "router"}]),
 ]
 
 
-def test_teardown_on_a_never_configured_lab_is_ok(lab):
+# --- the lab in the state a test needs ---------------------------------------------------
+UNCONFIGURED, CONVERGED, UNKNOWN = "nothing of the collection", "site.yml with the defaults", "unknown"
+
+
+def traces():
+    """What the collection leaves on a lab host, host by host; empty on a lab it never touched."""
+    found = {}
+    for host in ADDR:
+        script = ("ls -d /etc/tproxy-envoy /usr/local/sbin/tproxy-envoy-* /etc/systemd/system/tproxy-envoy-* "
+                  "/etc/sysctl.d/*tproxy-envoy* 2>/dev/null; iptables-save | grep -i -e tproxy -e TPROXY-ENVOY; "
+                  "ip rule list | grep fwmark; ip route show | grep ' via '")
+        if host in ENGINES:
+            script += "; docker ps -a --format '{{.Names}}' | grep '^tproxy-'"
+        out = sh(host, script, check=False).stdout.strip()
+        if out:
+            found[host] = out
+    return found
+
+
+def recreate_lab():
+    subprocess.run([str(ROOT / "tools/lab/lab.sh"), "down"], check=True, timeout=300)
+    subprocess.run([str(ROOT / "tools/lab/lab.sh"), "up"], check=True, timeout=900)
+
+
+class LabState:
+    """What this file's tests last left on the lab; UNKNOWN after a failure or when another file ran."""
+
+    def __init__(self):
+        self.now = UNKNOWN
+        self.after = None
+
+    def establish(self, wanted, never_configured=False):
+        self.after = None
+        if wanted == UNCONFIGURED and (never_configured or self.now != UNCONFIGURED):
+            if traces():
+                if never_configured:
+                    recreate_lab()
+                else:
+                    assert_ok(playbook("teardown"))
+            assert traces() == {}, "the lab still carries the collection after teardown"
+        elif wanted == CONVERGED and self.now != CONVERGED:
+            assert_ok(playbook("site"))
+        self.now = UNKNOWN  # until the test has passed
+
+    def leaves(self, state):
+        """Called by a test that ends in another state than the one it asked for."""
+        self.after = state
+
+
+@pytest.fixture(scope="module")
+def lab_state(lab):  # the lab is up before its state is tracked
+    return LabState()
+
+
+def _hold(request, lab_state, wanted, never_configured=False):
+    lab_state.establish(wanted, never_configured)
+    failed_before = request.session.testsfailed
+    yield lab_state
+    passed = request.session.testsfailed == failed_before
+    lab_state.now = (lab_state.after or wanted) if passed else UNKNOWN
+
+
+@pytest.fixture
+def never_configured_lab(request, lab_state):
+    """No trace of the collection on any host; the lab is made anew if it had some."""
+    yield from _hold(request, lab_state, UNCONFIGURED, never_configured=True)
+
+
+@pytest.fixture
+def unconfigured_lab(request, lab_state):
+    """No trace of the collection on any host (teardown.yml if there was)."""
+    yield from _hold(request, lab_state, UNCONFIGURED)
+
+
+@pytest.fixture
+def converged_lab(request, lab_state):
+    """site.yml applied with the defaults."""
+    yield from _hold(request, lab_state, CONVERGED)
+
+
+# --- the tests ---------------------------------------------------------------------------------
+def test_teardown_on_a_never_configured_lab_is_ok(never_configured_lab):
     assert_ok(playbook("teardown"), changed=0)
 
 
 @pytest.mark.parametrize("name,value", BAD_INPUT, ids=["%s=%s" % case for case in BAD_INPUT])
-def test_bad_input_is_refused_naming_the_variable_before_any_change(lab, name, value):
+def test_bad_input_is_refused_naming_the_variable_before_any_change(unconfigured_lab, name, value):
     before = snapshot()
     proc = playbook("site", "-e", json.dumps({name: value}))
     assert proc.returncode != 0
@@ -75,7 +168,7 @@ def test_bad_input_is_refused_naming_the_variable_before_any_change(lab, name, v
     assert snapshot() == before
 
 
-def test_a_kernel_without_tproxy_stops_the_router_before_any_change(lab, tmp_path_factory):
+def test_a_kernel_without_tproxy_stops_the_router_before_any_change(unconfigured_lab, tmp_path_factory):
     # A fake kernel tree (the module's `root` option): no module support, TPROXY and socket not set.
     # Under /var/tmp, which the lab hosts share with this machine.
     root = tmp_path_factory.mktemp("kernel", numbered=True)
@@ -99,7 +192,7 @@ def test_a_kernel_without_tproxy_stops_the_router_before_any_change(lab, tmp_pat
         shutil.rmtree(fake)
 
 
-def test_a_taken_proxy_port_stops_the_router_before_any_change(lab):
+def test_a_taken_proxy_port_stops_the_router_before_any_change(unconfigured_lab):
     squatter = subprocess.Popen(["nsenter", "-t", holder("router"), "-m", "-n", "--", "python3", "-m", "http.server",
                                  "--bind", "127.0.0.1", "4999"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -125,7 +218,7 @@ def test_a_taken_proxy_port_stops_the_router_before_any_change(lab):
     ("iptables -t mangle -A OUTPUT -j MARK --set-xmark 0x1/0x1", "iptables -t mangle -D OUTPUT -j MARK --set-xmark 0x1/0x1",
      "router_tproxy_mark"),
 ], ids=["ip-rule-on-our-mark", "route-in-our-table", "iptables-mark"])
-def test_a_mark_or_table_used_by_others_stops_the_router_before_any_change(lab, setup, undo, variable):
+def test_a_mark_or_table_used_by_others_stops_the_router_before_any_change(unconfigured_lab, setup, undo, variable):
     sh("router", setup)
     try:
         before = snapshot()
@@ -138,14 +231,15 @@ def test_a_mark_or_table_used_by_others_stops_the_router_before_any_change(lab, 
         sh("router", undo)
 
 
-def test_site_converges_and_is_idempotent_and_check_mode_agrees(lab):
+def test_site_converges_and_is_idempotent_and_check_mode_agrees(unconfigured_lab):
     assert_ok(playbook("site"))
     assert_ok(playbook("site"), changed=0)
     assert_ok(playbook("site", "--check"), changed=0)
     assert_ok(playbook("verify"), changed=0)
+    unconfigured_lab.leaves(CONVERGED)
 
 
-def test_rules_live_in_own_commented_chains_with_masked_marks(lab):
+def test_rules_live_in_own_commented_chains_with_masked_marks(converged_lab):
     mangle = sh("router", "iptables-save -t mangle").stdout.splitlines()
     own = [line for line in mangle if line.startswith("-A TPROXY-ENVOY")]
     assert own and all('-m comment --comment "tproxy.envoy' in line for line in own), own
@@ -158,7 +252,7 @@ def test_rules_live_in_own_commented_chains_with_masked_marks(lab):
         ['-A FORWARD -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY-FWD']
 
 
-def test_a_rule_set_the_kernel_rejects_leaves_the_old_one_whole(lab):
+def test_a_rule_set_the_kernel_rejects_leaves_the_old_one_whole(converged_lab):
     # A rules file whose last table cannot be loaded (a bad rule after good ones): apply must
     # fail and leave every own chain exactly as it was, never half replaced.
     before = sh("router", "iptables-save | grep -E '^-A (PREROUTING|FORWARD|TPROXY-ENVOY)'").stdout
@@ -175,7 +269,7 @@ def test_a_rule_set_the_kernel_rejects_leaves_the_old_one_whole(lab):
     assert sh("router", "/usr/local/sbin/tproxy-envoy-router check", check=False).returncode == 0
 
 
-def test_connections_to_the_router_itself_are_never_handed_to_envoy(lab):
+def test_connections_to_the_router_itself_are_never_handed_to_envoy(converged_lab):
     before = envoy_stat("cluster.original_destination.upstream_cx_total")
     for port in (4999, 80, 19000):
         result = client_get("http://%s:%d/" % (ADDR["router"], port), timeout=5)
@@ -187,7 +281,7 @@ def test_connections_to_the_router_itself_are_never_handed_to_envoy(lab):
     assert envoy_stat("cluster.original_destination.upstream_cx_total") == before + 1
 
 
-def test_changing_mark_and_table_replaces_the_rules_without_a_gap(lab):
+def test_changing_mark_and_table_replaces_the_rules_without_a_gap(converged_lab):
     failures, done = [], threading.Event()
 
     def load():
@@ -213,7 +307,7 @@ def test_changing_mark_and_table_replaces_the_rules_without_a_gap(lab):
     assert_ok(playbook("verify"))
 
 
-def test_l4_ports_go_through_envoy_unchanged_and_back_to_l7(lab):
+def test_l4_ports_go_through_envoy_unchanged_and_back_to_l7(converged_lab):
     l4 = json.dumps({"router_intercept_ports": [], "router_intercept_l4_ports": [80]})
     assert_ok(playbook("site", "-e", l4))
     assert_ok(playbook("site", "-e", l4), changed=0)
@@ -229,7 +323,7 @@ def test_l4_ports_go_through_envoy_unchanged_and_back_to_l7(lab):
     assert_ok(playbook("verify"))
 
 
-def test_a_killed_envoy_comes_back_and_serves_again(lab):
+def test_a_killed_envoy_comes_back_and_serves_again(converged_lab):
     pid = docker_json("router", "inspect", "tproxy-envoy")[0]["State"]["Pid"]
     subprocess.run(["kill", "-KILL", str(pid)], check=True)
     assert wait_until(lambda: "server: envoy" in client_get("http://%s/get" % ADDR["web"], 3).stdout.lower(), 60)
@@ -237,12 +331,12 @@ def test_a_killed_envoy_comes_back_and_serves_again(lab):
     assert_ok(playbook("verify"))
 
 
-def test_after_a_reboot_interception_and_routes_come_back(lab):
+def test_after_a_reboot_interception_and_routes_come_back(converged_lab):
     units = {}
     for host in ("router", "client"):
         unit = sh(host, "cat /etc/systemd/system/tproxy-envoy-%s.service" % host).stdout
         units[host] = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(("ExecStartPre=", "ExecStart="))]
-        subprocess.run([str(ROOT / "lab" / "lab.sh"), "reboot", host], check=True, timeout=300)
+        subprocess.run([str(ROOT / "tools" / "lab" / "lab.sh"), "reboot", host], check=True, timeout=300)
     assert "TPROXY" not in sh("router", "iptables-save -t mangle").stdout  # the reboot really lost the rules
     for host, commands in units.items():
         if host == "router":
@@ -252,7 +346,7 @@ def test_after_a_reboot_interception_and_routes_come_back(lab):
     assert_ok(playbook("verify"))
 
 
-def test_boot_units_pass_systemd_analyze(lab, tmp_path):
+def test_boot_units_pass_systemd_analyze(converged_lab, tmp_path):
     for host in ("router", "client"):
         unit = tmp_path / ("tproxy-envoy-%s.service" % host)
         unit.write_text(sh(host, "cat /etc/systemd/system/%s" % unit.name).stdout)
@@ -267,7 +361,7 @@ def test_boot_units_pass_systemd_analyze(lab, tmp_path):
         assert proc.returncode == 0 and not problems, proc.stderr
 
 
-def test_an_interrupted_site_run_converges_on_the_next_run(lab):
+def test_an_interrupted_site_run_converges_on_the_next_run(converged_lab):
     assert_ok(playbook("teardown"))
     env_proc = playbook_process("site")
     interrupted = False
@@ -286,8 +380,17 @@ def test_an_interrupted_site_run_converges_on_the_next_run(lab):
     assert_ok(playbook("verify"))
 
 
-def test_teardown_spares_other_peoples_state_and_is_idempotent(lab):
+@pytest.fixture
+def foreign_state_undone():
+    """FOREIGN is removed after the test that made it, so that it can run again on the same lab."""
+    yield
+    for host, script in FOREIGN_UNDO.items():
+        sh(host, script, check=False)
+
+
+def test_teardown_spares_other_peoples_state_and_is_idempotent(converged_lab, foreign_state_undone):
     # Others' rules, policy rule, route and container exist before site.yml and after teardown.yml.
+    converged_lab.leaves(UNCONFIGURED)
     assert_ok(playbook("teardown"))
     for host, script in FOREIGN.items():
         sh(host, script)

@@ -8,10 +8,16 @@ and the bench's own TPROXY rules reuse the same mark and routing table.
 import json
 import os
 import subprocess
+import sys
 
-LAB_DIR = "/var/lib/tproxy-lab"
-CLIENT, ROUTER, WEB = "192.0.2.10", "192.0.2.100", "192.0.2.180"
-NETNS = {"client": "tproxy-client", "router": "tproxy-router", "web": "tproxy-web"}
+# The lab's layout has one home, the lab inventory; tools/lab/inventory.py reads it.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lab"))
+import inventory  # noqa: E402  pylint: disable=wrong-import-position
+
+LAB = inventory.load()
+LAB_DIR = LAB.dir
+CLIENT, ROUTER, WEB = (LAB.hosts[name].address for name in ("client", "router", "web"))
+NETNS = {name: host.netns for name, host in LAB.hosts.items()}
 ENVOY_CONTAINER = "tproxy-envoy"
 ENVOY_ADMIN = "http://127.0.0.1:19000"
 PRODUCT_CHAIN = "TPROXY-ENVOY"

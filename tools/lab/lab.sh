@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The local lab (design §2, §2b): three hosts made of Linux namespaces on one bridged /24.
+# The local lab (design §2, §2b): hosts made of Linux namespaces on one bridged LAN, as the lab
+# inventory (inventories/lab, read through tools/lab/inventory.py) describes them: names,
+# addresses, prefix length, namespace names, which hosts get an engine, the lab directory.
 #
 #   tools/lab/lab.sh up            create or repair the lab (idempotent: a healthy lab is left alone)
 #   tools/lab/lab.sh down          remove everything `up` made (no lab: nothing to do)
@@ -7,34 +9,39 @@
 #   tools/lab/lab.sh reboot HOST   simulate a reboot: /etc and /var/lib stay, /run, /tmp, network go
 #
 # A host HOST is:
-#   - the network namespace tproxy-HOST: lo, and eth0 (a veth whose peer sits on the bridge br0
-#     inside the namespace tproxy-lan) with the host's address; no default route;
+#   - its network namespace (lab_netns, tproxy-HOST): lo, and eth0 (a veth whose peer sits on the
+#     bridge br0 inside the namespace lab_lan_netns, tproxy-lan) with the host's address; no default route;
 #   - a holder process (tools/lab/holder.sh) in that namespace with a mount and UTS namespace of its
 #     own, where $LAB_DIR/HOST/{etc,var-lib,run,tmp,usr-local-sbin} are bound over /etc,
 #     /var/lib, /run, /tmp and /usr/local/sbin;
-#     its PID is in $LAB_DIR/HOST/holder.pid, which the tproxy.envoy.netns connection enters;
-#   - on router and web, Debian's stock dockerd started inside the holder's namespaces with its
-#     default paths and iptables management, reachable from the controller at
+#     its PID is in the host's ansible_netns_pidfile ($LAB_DIR/HOST/holder.pid), which the
+#     tproxy.envoy.netns connection enters;
+#   - on hosts with lab_docker_engine (router and web), Debian's stock dockerd started inside the
+#     holder's namespaces with its default paths and iptables management, reachable from the controller at
 #     $LAB_DIR/HOST/run/docker.sock, with the lab images loaded (tools/lab/images.sh).
-# Nothing here touches the controller's network namespace, /etc or Docker engine.
+# Nothing here touches the controller's network namespace, /etc or Docker engine; `down` leaves
+# /run/netns (which `ip netns add` creates or turns into a mount point) as `up` found it.
 #
-# Environment: PYTHON (venv python for tools/lab/images.sh; default: the repository's .venv if present),
-# DOCKER (client binary, default /usr/bin/docker: Debian's client matches Debian's dockerd).
+# Environment: PYTHON (venv python for tools/lab/inventory.py and tools/lab/images.sh; default: the
+# repository's .venv if present, else python3 with PyYAML and Jinja2),
+# DOCKER (client binary, default /usr/bin/docker: Debian's client matches Debian's dockerd),
+# LAB_INVENTORY (the inventory directory to build the lab from, default inventories/lab).
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$(dirname "$HERE")")
-LAB_DIR=/var/lib/tproxy-lab
-LAN_NS=tproxy-lan
 BRIDGE=br0
-HOSTS=(client router web)
-ENGINE_HOSTS=(router web)
-declare -A ADDRESS=([client]=192.0.2.10 [router]=192.0.2.100 [web]=192.0.2.180)
-PREFIX_LEN=24
 DOCKER=${DOCKER:-/usr/bin/docker}
 IMAGES_SH="$HERE/images.sh"
 if [ -z "${PYTHON:-}" ] && [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; fi
 [ -z "${PYTHON:-}" ] || export PYTHON
+# LAB_DIR, LAN_NS, PREFIX_LEN, HOSTS, ENGINE_HOSTS and, per host, ADDRESS, NETNS and PIDFILE,
+# from the inventory (every value shell-quoted there).
+LAB_VARS=$("${PYTHON:-python3}" "$HERE/inventory.py" shell "${LAB_INVENTORY:-$REPO/inventories/lab}") ||
+  { echo "lab: error: cannot read the lab inventory (above); run \`make bootstrap\` for the venv" >&2; exit 1; }
+eval "$LAB_VARS"
+# What `up` found at /run/netns (absent, dir or mount), for `down` to restore.
+RUN_NETNS_FOUND="$LAB_DIR/run-netns.found"
 # The hosts share the controller's /usr and run modules with the venv's Python: keep the venv
 # visible inside them even if it lies under /tmp (a clone in /tmp) or another per-host path.
 SHARED_PATHS=()
@@ -50,7 +57,7 @@ trap 'log "error: command failed at line $LINENO: $BASH_COMMAND"' ERR
 # ---------------------------------------------------------------- processes and namespaces
 
 host_dir() { echo "$LAB_DIR/$1"; }
-netns_of() { echo "tproxy-$1"; }
+netns_of() { echo "${NETNS[$1]}"; }
 is_engine_host() { [[ " ${ENGINE_HOSTS[*]} " == *" $1 "* ]]; }
 
 ns_inode() { stat -L -c %i "/proc/$1/ns/$2" 2>/dev/null; } # PID KIND
@@ -111,6 +118,39 @@ terminate() { # PID...: TERM, then KILL what is left after 10 s
 
 netns_exists() { mountpoint -q "/run/netns/$1" 2>/dev/null; }
 netns_inode() { stat -L -c %i "/run/netns/$1" 2>/dev/null; }
+
+# ---------------------------------------------------------------- the controller's /run/netns
+
+# `ip netns add` creates /run/netns if it is missing and makes it a mount point (bound onto
+# itself) if it is not one; another user of `ip netns` may have done either before the lab.
+run_netns_now() { # absent, dir or mount
+  if mountpoint -q /run/netns 2>/dev/null; then echo mount
+  elif [ -d /run/netns ]; then echo dir
+  else echo absent; fi
+}
+
+# Before the lab's first `ip netns add`; kept until `down` (a repairing `up` finds the lab's own).
+run_netns_record() {
+  [ -s "$RUN_NETNS_FOUND" ] || run_netns_now >"$RUN_NETNS_FOUND"
+}
+
+# FOUND: undo what the lab's `ip netns add` did, nothing more. Not when someone else's namespace
+# is in there now, and not without a record (no lab, or one made before records existed).
+run_netns_restore() {
+  [ -d /run/netns ] && [ -z "$(ls -A /run/netns)" ] || return 0
+  case $1 in
+    absent | dir)
+      if mountpoint -q /run/netns; then
+        umount /run/netns
+        changed "/run/netns unmounted (it was not a mount point before up)"
+      fi
+      if [ "$1" = absent ] && ! mountpoint -q /run/netns; then
+        rmdir /run/netns
+        changed "/run/netns removed (it did not exist before up)"
+      fi
+      ;;
+  esac
+}
 
 # ---------------------------------------------------------------- the bridge
 
@@ -226,12 +266,12 @@ fresh_volatile_dirs() { # HOST: /run and /tmp do not survive a boot
 
 holder_pid() { # HOST: PID of the live holder, or nothing
   local pid
-  pid=$(read_pid "$(host_dir "$1")/holder.pid")
+  pid=$(read_pid "${PIDFILE[$1]}")
   if [ -n "$pid" ] && is_lab_process "$pid" sleep; then echo "$pid"; fi
   return 0
 }
 
-holder_healthy() { # HOST: the holder lives in the current tproxy-HOST namespace
+holder_healthy() { # HOST: the holder lives in the host's current network namespace
   local pid ns
   ns=$(netns_of "$1")
   pid=$(holder_pid "$1")
@@ -257,7 +297,7 @@ holder_start() { # HOST
     fi
     sleep 0.05
   done
-  echo "$pid" >"$dir/holder.pid"
+  echo "$pid" >"${PIDFILE[$1]}"
   # Remembered so that `down` finds this host's processes even if the netns file is gone.
   echo "net=$(ns_inode "$pid" net) mnt=$(ns_inode "$pid" mnt)" >"$dir/holder.ns"
   changed "$1: holder $pid (hostname $1; own /etc, /var/lib, /run, /tmp)"
@@ -285,7 +325,7 @@ host_processes_stop() {
     terminate "${pids[@]}"
     changed "$1: stopped processes ${pids[*]}"
   fi
-  rm -f "$dir/holder.pid" "$dir/holder.ns"
+  rm -f "${PIDFILE[$1]}" "$dir/holder.ns"
 }
 
 # ---------------------------------------------------------------- the Docker engine
@@ -435,12 +475,13 @@ cmd_up() {
   take_lock
   local host
   # Build (or find cached) images before any engine needs them.
-  if images_available; then bash "$IMAGES_SH" build; fi
+  if [ ${#ENGINE_HOSTS[@]} -gt 0 ] && images_available; then bash "$IMAGES_SH" build; fi
   mkdir -p "$LAB_DIR"
   chmod 0755 "$LAB_DIR"
+  run_netns_record
   lan_ensure
   for host in "${HOSTS[@]}"; do host_ensure "$host"; done
-  if images_available; then
+  if [ ${#ENGINE_HOSTS[@]} -gt 0 ] && images_available; then
     for host in "${ENGINE_HOSTS[@]}"; do bash "$IMAGES_SH" load "$(engine_socket "$host")"; done
   fi
   if [ "$CHANGED" = 0 ]; then log "up: already up, nothing changed"; else log "up: done"; fi
@@ -458,7 +499,8 @@ unmount_below() {
 cmd_down() {
   require_root
   take_lock
-  local host
+  local host run_netns_found=""
+  [ ! -r "$RUN_NETNS_FOUND" ] || run_netns_found=$(cat "$RUN_NETNS_FOUND")
   for host in "${HOSTS[@]}"; do host_remove "$host"; done
   if netns_exists "$LAN_NS" || [ -e "/run/netns/$LAN_NS" ]; then
     ip netns delete "$LAN_NS"
@@ -470,10 +512,7 @@ cmd_down() {
     rm -rf --one-file-system "$LAB_DIR"
     changed "$LAB_DIR removed"
   fi
-  # `ip netns add` turned /run/netns into a mount point; leave it only if someone else uses it.
-  if mountpoint -q /run/netns 2>/dev/null && [ -z "$(ls -A /run/netns)" ]; then
-    umount /run/netns && rmdir /run/netns
-  fi
+  run_netns_restore "$run_netns_found"
   if [ "$CHANGED" = 0 ]; then log "down: no lab, nothing to do"; else log "down: done"; fi
 }
 

@@ -8,9 +8,13 @@ import sys
 import pytest
 
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
-# The checks both molecule scenarios share.
+# The checks both molecule scenarios share, and the reader of the lab inventory (the one home
+# of the lab's addresses, which this scenario's hosts come from).
 sys.path.insert(0, str(PROJECT / "tests" / "checks"))
-LAB = {"client": "192.0.2.10", "router": "192.0.2.100", "web": "192.0.2.180"}
+sys.path.insert(0, str(PROJECT / "tools" / "lab"))
+import inventory  # noqa: E402  pylint: disable=wrong-import-position
+
+LAB = inventory.load(PROJECT / "inventories" / "lab").addresses
 
 
 @pytest.fixture(scope="session")

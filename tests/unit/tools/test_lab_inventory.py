@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: tproxy.envoy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""tools/lab/inventory.py: the lab's layout as Ansible sees it in inventories/lab, and checked."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+SCRIPT = REPO / "tools" / "lab" / "inventory.py"
+ANSIBLE = pathlib.Path(sys.executable).with_name("ansible")
+KEYS = ("ansible_host", "lab_netns", "ansible_netns_pidfile", "lab_docker_engine", "group_names", "lab_dir",
+        "lab_prefix_length", "lab_lan_netns")
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("lab_inventory", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+inv = _load_script()
+
+
+def ansible_view(inventory_dir):
+    """{host: {key: value}} as Ansible templates them for each host of the inventory."""
+    msg = "{{ {%s} | to_json }}" % ", ".join("%r: %s" % (key, key) for key in KEYS)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    proc = subprocess.run([str(ANSIBLE), "-i", str(inventory_dir), "all", "-m", "ansible.builtin.debug",
+                           "-a", json.dumps({"msg": msg})], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    hosts = result["plays"][0]["tasks"][0]["hosts"]
+    return {name: json.loads(res["msg"]) if isinstance(res["msg"], str) else res["msg"] for name, res in hosts.items()}
+
+
+def as_ansible_sees_it(lab):
+    return {name: {"ansible_host": host.address, "lab_netns": host.netns, "ansible_netns_pidfile": host.pidfile,
+                   "lab_docker_engine": host.engine, "group_names": list(host.groups), "lab_dir": lab.dir,
+                   "lab_prefix_length": lab.prefix_length, "lab_lan_netns": lab.lan_netns}
+            for name, host in lab.hosts.items()}
+
+
+def write_inventory(root, hosts_yml, files=None):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "hosts.yml").write_text(yaml.safe_dump(hosts_yml))
+    for rel, content in (files or {}).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(content))
+    return root
+
+
+def small_lab(**overrides):
+    """A valid two-host lab inventory in the YAML format; overrides go into all.vars."""
+    all_vars = {"ansible_connection": "local", "lab_dir": "/var/lib/lab-test",
+                "ansible_netns_pidfile": "{{ lab_dir }}/{{ inventory_hostname }}/holder.pid",
+                "lab_netns": "t-{{ inventory_hostname }}", "lab_lan_netns": "t-lan", "lab_prefix_length": 24,
+                "lab_docker_engine": False}
+    all_vars.update(overrides)
+    return {"all": {"vars": all_vars, "children": {
+        "routers": {"vars": {"lab_docker_engine": True}, "hosts": {"r1": {"ansible_host": "198.51.100.1"}}},
+        "clients": {"hosts": {"c1": {"ansible_host": "198.51.100.2"}}}}}}
+
+
+def test_the_lab_inventory_reads_as_ansible_templates_it():
+    lab = inv.load()
+    assert as_ansible_sees_it(lab) == ansible_view(inv.INVENTORY_DIR)
+
+
+def test_the_lab_inventory_describes_the_documented_topology():
+    lab = inv.load()
+    assert {name: host.groups for name, host in lab.hosts.items()} == {
+        "client": ("clients",), "router": ("routers",), "web": ("webservers",)}
+    assert lab.engine_hosts == ("router", "web")
+    assert all(address in lab.network for address in map(inv.ipaddress.IPv4Address, lab.addresses.values()))
+
+
+def test_precedence_follows_ansible(tmp_path):
+    # Each layer overrides the one before, as Ansible orders them; the reader must agree with it.
+    root = write_inventory(tmp_path / "inv", small_lab(lab_lan_netns="from-file-all"), {
+        "group_vars/all.yml": {"lab_lan_netns": "t-lan", "lab_netns": "all-{{ inventory_hostname }}",
+                               "lab_docker_engine": True},
+        "group_vars/clients/more.yml": {"lab_netns": "grp-{{ inventory_hostname }}"},
+        "host_vars/r1.yml": {"lab_netns": "host-r1", "ansible_host": "198.51.100.9"},
+    })
+    lab = inv.load(root)
+    assert lab.hosts["c1"].netns == "grp-c1"
+    assert lab.hosts["r1"].netns == "host-r1" and lab.hosts["r1"].address == "198.51.100.9"
+    # c1's groups set nothing: group_vars/all (true) beats the inventory file's all.vars (false).
+    assert lab.hosts["c1"].engine is True
+    assert as_ansible_sees_it(lab) == ansible_view(root)
+
+
+def test_group_vars_all_beats_every_group_of_the_inventory_file(tmp_path):
+    # Ansible's default VARIABLE_PRECEDENCE: inventory file group vars, then group_vars/ files.
+    root = write_inventory(tmp_path / "inv", small_lab(), {"group_vars/all.yml": {"lab_docker_engine": False}})
+    lab = inv.load(root)
+    assert lab.engine_hosts == ()
+    assert as_ansible_sees_it(lab) == ansible_view(root)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["all"]["children"]["clients"]["hosts"]["c1"].update(ansible_host="198.51.100.1"),
+     "the same address 198.51.100.1"),
+    (lambda d: d["all"]["children"]["clients"]["hosts"]["c1"].update(ansible_host="203.0.113.2"),
+     "is not a host address of"),
+    (lambda d: d["all"]["children"]["clients"]["hosts"]["c1"].update(ansible_host="c1.example"),
+     "not an IPv4 address"),
+    (lambda d: d["all"]["children"]["clients"]["hosts"].update({"client-number-1": {"ansible_host": "198.51.100.3"}}),
+     "at most 10 characters"),
+    (lambda d: d["all"]["children"]["clients"]["hosts"]["c1"].update(lab_netns="t-lan"), "the same namespace t-lan"),
+    (lambda d: d["all"]["children"]["clients"]["hosts"]["c1"].update(lab_netns="a b"), "not a namespace name"),
+    (lambda d: d["all"]["children"]["clients"]["hosts"]["c1"].update(ansible_netns_pidfile="/tmp/holder.pid"),
+     "must be a file in /var/lib/lab-test/c1"),
+    (lambda d: d["all"]["children"]["clients"]["hosts"]["c1"].update(lab_prefix_length=16),
+     "lab_prefix_length differs between"),
+    (lambda d: d["all"]["vars"].update(lab_dir="/lab"), "lab_dir must be"),
+    (lambda d: d["all"]["vars"].update(lab_prefix_length=31), "lab_prefix_length must be 8..30"),
+    (lambda d: d["all"]["vars"].update(lab_docker_engine="yes"), "must be true or false"),
+    (lambda d: d["all"]["vars"].pop("lab_lan_netns"), "lab_lan_netns is not set"),
+    (lambda d: d["all"]["vars"].update(lab_dir="{{ lab_netns }}", lab_netns="{{ lab_dir }}"), "refers to itself"),
+    (lambda d: d["all"]["vars"].update(lab_netns="{{ nowhere }}"), "nowhere is not set"),
+])
+def test_an_inventory_lab_sh_cannot_build_is_refused(tmp_path, change, message):
+    data = small_lab()
+    change(data)
+    with pytest.raises(inv.LabInventoryError, match=message):
+        inv.load(write_inventory(tmp_path / "inv", data))
+
+
+def test_shell_output_gives_bash_the_same_values():
+    lab = inv.load()
+    script = inv.as_shell(lab) + (
+        'for h in "${HOSTS[@]}"; do echo "$h ${ADDRESS[$h]} ${NETNS[$h]} ${PIDFILE[$h]}"; done\n'
+        'echo "engines ${ENGINE_HOSTS[*]}"; echo "lab $LAB_DIR $LAN_NS $PREFIX_LEN"\n')
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, check=True).stdout
+    expected = ["%s %s %s %s" % (h.name, h.address, h.netns, h.pidfile) for h in lab.hosts.values()]
+    expected += ["engines " + " ".join(lab.engine_hosts), "lab %s %s %d" % (lab.dir, lab.lan_netns, lab.prefix_length)]
+    assert out.splitlines() == expected
+
+
+def test_shell_output_quotes_what_it_emits(tmp_path):
+    lab = inv.Lab(dir="/var/lib/x y", lan_netns="lan", prefix_length=24,
+                  hosts={"h": inv.Host(name="h", groups=(), address="198.51.100.2", netns="n",
+                                       pidfile="/var/lib/x y/h/$(touch pwned).pid", engine=False)})
+    out = subprocess.run(["bash", "-c", inv.as_shell(lab) + 'echo "$LAB_DIR|${PIDFILE[h]}"'], capture_output=True,
+                         text=True, check=True, cwd=tmp_path).stdout
+    assert out == "/var/lib/x y|/var/lib/x y/h/$(touch pwned).pid\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_command_line_reports_a_bad_inventory(tmp_path):
+    data = small_lab(lab_prefix_length=40)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "shell", str(write_inventory(tmp_path / "inv", data))],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "lab inventory: lab_prefix_length must be 8..30" in proc.stderr

@@ -1,0 +1,283 @@
+#!/usr/bin/env python
+# Copyright (c) tproxy.envoy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's layout, read from its one home: the lab inventory (inventories/lab).
+
+Addresses, the prefix length, namespace names, the lab directory and the holder PID files are
+inventory variables; tools/lab/lab.sh, the bench and the tests read them here instead of
+repeating them.
+
+    tools/lab/inventory.py shell [INVENTORY_DIR]   bash assignments (for lab.sh to eval)
+    tools/lab/inventory.py json [INVENTORY_DIR]    the same as JSON
+
+Python: ``load()`` returns a ``Lab``. The inventory is read as plain YAML with Ansible's variable
+precedence (inventory file group vars < group_vars/all < group_vars/GROUP < host vars < host_vars/HOST);
+the values read here may use plain Jinja variables (``{{ lab_dir }}/{{ inventory_hostname }}``),
+not Ansible's filters. tests/unit/tools/test_lab_inventory.py checks that Ansible sees the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import pathlib
+import re
+import shlex
+import sys
+
+import jinja2
+import jinja2.meta
+import yaml
+
+INVENTORY_DIR = pathlib.Path(__file__).resolve().parents[2] / "inventories" / "lab"
+# Lab-wide: every host must agree on them.
+LAB_WIDE = ("lab_dir", "lab_lan_netns", "lab_prefix_length")
+PER_HOST = ("ansible_host", "lab_netns", "ansible_netns_pidfile", "lab_docker_engine")
+# A host's name ends up in "veth-HOST", and an interface name has at most 15 characters.
+HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,9}$")
+NETNS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+VARS_SUFFIXES = ("", ".yml", ".yaml")
+_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+class LabInventoryError(ValueError):
+    """The lab inventory does not describe a lab that tools/lab/lab.sh can build."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    name: str
+    groups: tuple
+    address: str
+    netns: str
+    pidfile: str
+    engine: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    dir: str
+    lan_netns: str
+    prefix_length: int
+    hosts: dict  # name -> Host, sorted by name
+
+    @property
+    def network(self):
+        """The bridged LAN the hosts share, for example 192.0.2.0/24."""
+        first = next(iter(self.hosts.values()))
+        return ipaddress.ip_interface("%s/%d" % (first.address, self.prefix_length)).network
+
+    @property
+    def addresses(self):
+        return {name: host.address for name, host in self.hosts.items()}
+
+    @property
+    def engine_hosts(self):
+        return tuple(name for name, host in self.hosts.items() if host.engine)
+
+
+# ---------------------------------------------------------------- reading the YAML
+
+
+def _read_yaml(path):
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise LabInventoryError("cannot read %s: %s" % (path, exc)) from exc
+    return data or {}
+
+
+def _vars_files(directory, name):
+    """group_vars/NAME(.yml|.yaml) or every file in group_vars/NAME/, as Ansible reads them."""
+    found = []
+    for suffix in VARS_SUFFIXES:
+        path = directory / (name + suffix)
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yml", ".yaml")))
+    return found
+
+
+def _read_vars(directory, name):
+    merged = {}
+    for path in _vars_files(directory, name):
+        data = _read_yaml(path)
+        if not isinstance(data, dict):
+            raise LabInventoryError("%s does not hold a mapping of variables" % path)
+        merged.update(data)
+    return merged
+
+
+def _walk(name, body, depth, parents, groups, hosts):
+    """Collect each group's vars and depth, and each host's vars and groups (YAML inventory format)."""
+    body = body or {}
+    group = groups.setdefault(name, {"vars": {}, "depth": depth})
+    group["depth"] = max(group["depth"], depth)
+    group["vars"].update(body.get("vars") or {})
+    for host, hostvars in (body.get("hosts") or {}).items():
+        entry = hosts.setdefault(host, {"vars": {}, "groups": set()})
+        entry["vars"].update(hostvars or {})
+        entry["groups"].update((*parents, name))
+    for child, child_body in (body.get("children") or {}).items():
+        _walk(child, child_body, depth + 1, (*parents, name), groups, hosts)
+
+
+def raw_hostvars(inventory_dir=INVENTORY_DIR):
+    """{host: (merged variables before templating, sorted group names)} from the YAML inventory."""
+    inventory_dir = pathlib.Path(inventory_dir)
+    sources = sorted(p for p in inventory_dir.iterdir() if p.is_file() and p.suffix in (".yml", ".yaml"))
+    if not sources:
+        raise LabInventoryError("no inventory file (*.yml) in %s" % inventory_dir)
+    groups, hosts = {}, {}
+    for source in sources:
+        data = _read_yaml(source)
+        for name, body in data.items():
+            _walk(name, body, 0 if name == "all" else 1, () if name == "all" else ("all",), groups, hosts)
+    result = {}
+    for host, entry in hosts.items():
+        mine = sorted((g for g in entry["groups"] | {"all"} if g in groups),
+                      key=lambda g: (groups[g]["depth"], g))
+        merged = {}
+        # Ansible's default order (VARIABLE_PRECEDENCE): every group's vars from the inventory
+        # file, shallow groups first, then the group_vars/ files in the same order.
+        for group in mine:
+            merged.update(groups[group]["vars"])
+        for group in mine:
+            merged.update(_read_vars(inventory_dir / "group_vars", group))
+        merged.update(entry["vars"])
+        merged.update(_read_vars(inventory_dir / "host_vars", host))
+        result[host] = (merged, tuple(g for g in mine if g != "all"))
+    return result
+
+
+# ---------------------------------------------------------------- templating and checks
+
+
+def _render(name, variables, host, stack=()):
+    if name not in variables:
+        raise LabInventoryError("%s: %s is not set in the lab inventory" % (host, name))
+    value = variables[name]
+    if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
+        return value
+    if name in stack:
+        raise LabInventoryError("%s: %s refers to itself (%s)" % (host, name, " -> ".join((*stack, name))))
+    context = {"inventory_hostname": host}
+    for dep in jinja2.meta.find_undeclared_variables(_JINJA.parse(value)):
+        if dep != "inventory_hostname":
+            context[dep] = _render(dep, variables, host, (*stack, name))
+    try:
+        return _JINJA.from_string(value).render(context)
+    except jinja2.TemplateError as exc:
+        raise LabInventoryError("%s: cannot render %s=%r: %s" % (host, name, value, exc)) from exc
+
+
+def _as_bool(value, where):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise LabInventoryError("%s must be true or false, not %r" % (where, value))
+
+
+def _check(lab):
+    lab_dir = pathlib.PurePosixPath(lab.dir)
+    if not lab_dir.is_absolute() or len(lab_dir.parts) < 3 or str(lab_dir) != lab.dir:
+        raise LabInventoryError("lab_dir must be a normalised absolute path below a top directory, not %r" % lab.dir)
+    if not 8 <= lab.prefix_length <= 30:
+        raise LabInventoryError("lab_prefix_length must be 8..30, not %d" % lab.prefix_length)
+    if not NETNS_NAME.match(lab.lan_netns):
+        raise LabInventoryError("lab_lan_netns %r is not a namespace name" % lab.lan_netns)
+    if not lab.hosts:
+        raise LabInventoryError("the lab inventory has no hosts")
+    seen_addresses, seen_netns = {}, {lab.lan_netns: "lab_lan_netns"}
+    for name, host in lab.hosts.items():
+        if not HOST_NAME.match(name):
+            raise LabInventoryError("host name %r: lower-case letters, digits and '-', at most 10 characters" % name)
+        try:
+            address = ipaddress.IPv4Address(host.address)
+        except ValueError as exc:
+            raise LabInventoryError("%s: ansible_host %r is not an IPv4 address" % (name, host.address)) from exc
+        if address not in lab.network or address in (lab.network.network_address, lab.network.broadcast_address):
+            raise LabInventoryError("%s: %s is not a host address of %s" % (name, address, lab.network))
+        if not NETNS_NAME.match(host.netns):
+            raise LabInventoryError("%s: lab_netns %r is not a namespace name" % (name, host.netns))
+        for table, key, what in ((seen_addresses, host.address, "address"), (seen_netns, host.netns, "namespace")):
+            if key in table:
+                raise LabInventoryError("%s and %s have the same %s %s" % (table[key], name, what, key))
+            table[key] = name
+        pidfile = pathlib.PurePosixPath(host.pidfile)
+        if pidfile.parent != lab_dir / name or str(pidfile) != host.pidfile:
+            raise LabInventoryError("%s: ansible_netns_pidfile %r must be a file in %s (lab.sh writes it there)"
+                                    % (name, host.pidfile, lab_dir / name))
+
+
+def load(inventory_dir=INVENTORY_DIR):
+    """The lab described by the inventory, checked; raises LabInventoryError."""
+    hosts, wide = {}, {}
+    for name, (variables, groups) in sorted(raw_hostvars(inventory_dir).items()):
+        values = {key: _render(key, variables, name) for key in LAB_WIDE + PER_HOST}
+        for key in LAB_WIDE:
+            if wide.setdefault(key, (values[key], name))[0] != values[key]:
+                raise LabInventoryError("%s differs between %s and %s: one lab has one value"
+                                        % (key, wide[key][1], name))
+        hosts[name] = Host(name=name, groups=groups, address=str(values["ansible_host"]), netns=str(values["lab_netns"]),
+                           pidfile=str(values["ansible_netns_pidfile"]),
+                           engine=_as_bool(values["lab_docker_engine"], "%s: lab_docker_engine" % name))
+    if not hosts:
+        raise LabInventoryError("the lab inventory in %s has no hosts" % inventory_dir)
+    try:
+        prefix_length = int(wide["lab_prefix_length"][0])
+    except ValueError as exc:
+        raise LabInventoryError("lab_prefix_length must be a number") from exc
+    lab = Lab(dir=str(wide["lab_dir"][0]), lan_netns=str(wide["lab_lan_netns"][0]), prefix_length=prefix_length,
+              hosts=hosts)
+    _check(lab)
+    return lab
+
+
+# ---------------------------------------------------------------- output
+
+
+def as_dict(lab):
+    return {"dir": lab.dir, "lan_netns": lab.lan_netns, "prefix_length": lab.prefix_length,
+            "network": str(lab.network),
+            "hosts": {name: dataclasses.asdict(host) for name, host in lab.hosts.items()}}
+
+
+def as_shell(lab):
+    """bash assignments; every value quoted, so the inventory cannot inject commands."""
+    q = shlex.quote
+
+    def assoc(name, values):
+        return "declare -gA %s=(%s)" % (name, " ".join("[%s]=%s" % (q(k), q(str(v))) for k, v in values.items()))
+
+    hosts = lab.hosts.values()
+    return "\n".join([
+        "LAB_DIR=%s" % q(lab.dir),
+        "LAN_NS=%s" % q(lab.lan_netns),
+        "PREFIX_LEN=%d" % lab.prefix_length,
+        "HOSTS=(%s)" % " ".join(q(h.name) for h in hosts),
+        "ENGINE_HOSTS=(%s)" % " ".join(q(name) for name in lab.engine_hosts),
+        assoc("ADDRESS", {h.name: h.address for h in hosts}),
+        assoc("NETNS", {h.name: h.netns for h in hosts}),
+        assoc("PIDFILE", {h.name: h.pidfile for h in hosts}),
+    ]) + "\n"
+
+
+def main(argv):
+    if len(argv) not in (2, 3) or argv[1] not in ("shell", "json"):
+        sys.stderr.write("usage: %s shell|json [INVENTORY_DIR]\n" % argv[0])
+        return 2
+    try:
+        lab = load(argv[2] if len(argv) == 3 else INVENTORY_DIR)
+    except LabInventoryError as exc:
+        sys.stderr.write("lab inventory: %s\n" % exc)
+        return 1
+    sys.stdout.write(as_shell(lab) if argv[1] == "shell" else json.dumps(as_dict(lab), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
