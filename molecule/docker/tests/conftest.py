@@ -21,9 +21,10 @@ CAP_NET_ADMIN = 1 << 12
 
 
 def scenario_addresses():
-    """Each host's address on the scenario network, from the inventory the roles route by."""
-    return {path.stem: yaml.safe_load(path.read_text())["private_ip_address"]
-            for path in sorted((SCENARIO / "inventory" / "host_vars").glob("*.yml"))}
+    """Each host's address on the scenario network, from its one home: the platforms in molecule.yml
+    (the inventory's private_ip_address, which the roles route by, reads them there too)."""
+    platforms = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["platforms"]
+    return {platform["name"]: platform["networks"][0]["ipv4_address"] for platform in platforms}
 
 
 def engine(*argv, timeout=30, check=True):
