@@ -53,8 +53,8 @@ echo "$(wc -l <"$work/contents") entries"
 
 step "tarball contents"
 # What a collection is made of; anything else at the top is a tool or a leftover.
-allowed='MANIFEST.json FILES.json README.md CHANGELOG.rst LICENSE COPYING changelogs docs meta plugins roles playbooks inventories'
-for wanted in MANIFEST.json FILES.json README.md CHANGELOG.rst changelogs/changelog.yaml docs/architecture.md \
+allowed='MANIFEST.json FILES.json README.md CHANGELOG.rst COPYING changelogs docs meta plugins roles playbooks inventories'
+for wanted in MANIFEST.json FILES.json README.md CHANGELOG.rst COPYING changelogs/changelog.yaml docs/architecture.md \
               meta/runtime.yml meta/execution-environment.yml meta/ee-requirements.txt meta/ee-bindep.txt \
               plugins/modules plugins/connection roles/router roles/webserver roles/client \
               playbooks/site.yml playbooks/verify.yml playbooks/teardown.yml inventories/lab inventories/aws; do
