@@ -3,7 +3,9 @@
 """The lab's whole life, for real: up (cold), status, up again, isolation, reboot, down, down again.
 
 Needs root and the lab's tools (iproute2, util-linux, docker.io). The tests run in file order and
-share one lab; the module fixture takes it down even if a step fails. The controller is
+share one lab; the module fixture takes it down even if a step fails. No test relies on an
+earlier one: `lab_absent`, `lab_up` and `lab_taken_down` put the lab in the state each needs
+(file order needs no extra step; `--reverse-order` or `-k` pays for the ones it needs). The controller is
 snapshotted before and after (addresses, links, routes, rules, firewall, mounts, /etc, netns,
 hostname, forwarding) and must come out unchanged, with no lab process, mount, namespace or
 cgroup left. Run with -s to see the timings.
@@ -166,8 +168,6 @@ def lab_lifecycle():
         print('lab timing: %-12s %6.1f s' % (name, seconds))
 
 
-# ---------------------------------------------------------------- steps, in order
-
 def engine_pid(host):
     return int((LAB_DIR / host / 'dockerd.pid').read_text())
 
@@ -181,8 +181,64 @@ def remember_lab():
     STATE.setdefault('identity', {}).update({pid: start_time(pid) for pid in pids})
     STATE.setdefault('ns', set()).update(
         (kind, ns_inode(pid, kind)) for pid in STATE['holders'].values() for kind in ('net', 'mnt'))
+    # The lab is up (again): a `down` seen before and the controller's state after it are stale.
+    STATE['down'] = None
+    STATE.pop('after', None)
 
 
+def take_down():
+    """`down`, after recording every process in the lab's namespaces (to prove none outlives it)."""
+    # A container that would restart forever: `down` must stop it through its engine.
+    if IMAGES_ENV.exists():
+        sock = 'unix://%s' % (LAB_DIR / 'web' / 'run' / 'docker.sock')
+        node = [line.split('=', 1)[1].strip() for line in IMAGES_ENV.read_text().splitlines()
+                if line.startswith('LAB_IMAGE_NODE=')][0]
+        run('docker', '-H', sock, 'run', '-d', '--name', 'lifecycle-probe', '--restart', 'always',
+            '--network', 'host', node, 'sleep', 'infinity')
+        pid = int(run('docker', '-H', sock, 'inspect', '--format', '{{.State.Pid}}', 'lifecycle-probe'))
+        STATE['identity'][pid] = start_time(pid)
+    STATE['lab_processes'] = {pid for pid, info in processes().items()
+                              if (('net', info['net']) in STATE['ns'] or ('mnt', info['mnt']) in STATE['ns'])}
+    proc = lab('down', timeout=600)
+    STATE['timings']['down'] = proc.elapsed
+    STATE['down'] = proc
+    return proc
+
+
+# ---------------------------------------------------------------- the state each test needs
+
+@pytest.fixture
+def lab_absent():
+    """No lab, for the cold start (a test run before it may have left one up)."""
+    if LAB_DIR.exists() or LAN_NETNS.exists():
+        assert lab('down', timeout=600).returncode == 0
+
+
+def ensure_up():
+    if 'holders' not in STATE or lab('status').returncode != 0:
+        proc = lab('up')
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        remember_lab()
+
+
+@pytest.fixture
+def lab_up():
+    """The lab is up and its processes are remembered, whichever test ran before."""
+    ensure_up()
+
+
+@pytest.fixture
+def lab_taken_down():
+    """The lab came up in this module and `down` has removed it since."""
+    if not STATE.get('down'):
+        ensure_up()
+        assert take_down().returncode == 0
+
+
+# ---------------------------------------------------------------- steps, in file order
+
+
+@pytest.mark.usefixtures('lab_absent')
 def test_up_cold_builds_the_lab():
     proc = lab('up')
     STATE['timings']['up (cold)'] = proc.elapsed
@@ -190,6 +246,7 @@ def test_up_cold_builds_the_lab():
     remember_lab()
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_status_reports_every_host_up():
     proc = lab('status')
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -201,6 +258,7 @@ def test_status_reports_every_host_up():
         assert 'dockerd %d' % STATE['engines'][host] in lines[host]
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_hosts_have_the_inventory_addresses_and_no_route_out():
     inventory = inventory_hosts()
     assert set(inventory) == set(HOSTS)
@@ -218,6 +276,7 @@ def test_hosts_have_the_inventory_addresses_and_no_route_out():
         assert main == ['192.0.2.0/24 dev eth0 proto kernel scope link src %s' % hostvars['ansible_host']]
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_hosts_reach_each_other_on_the_bridge():
     for host in ('router', 'web'):
         address = inventory_hosts()[host]['ansible_host']
@@ -227,6 +286,7 @@ def test_hosts_reach_each_other_on_the_bridge():
         assert probe.returncode == 1 and 'Connection refused' in probe.stderr, (host, probe.returncode, probe.stderr)
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_hosts_are_named_and_have_their_own_files():
     for host in HOSTS:
         assert in_host(host, 'hostname').strip() == host
@@ -239,6 +299,7 @@ def test_hosts_are_named_and_have_their_own_files():
     assert run('hostname') == STATE['before']['hostname']
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_engines_are_stock_dockerd_inside_the_hosts():
     for host in ENGINE_HOSTS:
         sock = LAB_DIR / host / 'run' / 'docker.sock'
@@ -257,6 +318,7 @@ def test_engines_are_stock_dockerd_inside_the_hosts():
             assert set(wanted) <= set(have), (wanted, have)
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_up_again_changes_nothing():
     proc = lab('up')
     STATE['timings']['up (warm)'] = proc.elapsed
@@ -266,6 +328,7 @@ def test_up_again_changes_nothing():
     assert {h: engine_pid(h) for h in ENGINE_HOSTS} == STATE['engines']
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_a_write_to_etc_in_a_host_stays_in_that_host():
     name = 'tproxy-lab-isolation-%d' % os.getpid()
     in_host('router', 'sh', '-c', 'echo router > /etc/%s; echo router > /usr/local/sbin/%s' % (name, name))
@@ -276,6 +339,7 @@ def test_a_write_to_etc_in_a_host_stays_in_that_host():
     assert not (LAB_DIR / 'web' / 'etc' / name).exists()
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_a_write_through_the_connection_plugin_stays_in_the_host(tmp_path):
     ansible = Path(sys.executable).with_name('ansible')
     if not ansible.exists():
@@ -293,6 +357,7 @@ def test_a_write_through_the_connection_plugin_stays_in_the_host(tmp_path):
     assert (LAB_DIR / 'web' / 'etc' / name).read_text() == 'web-via-plugin'
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_reboot_keeps_the_disk_and_loses_run_tmp_and_processes():
     in_host('web', 'sh', '-c', 'echo kept > /etc/reboot-probe; echo lost > /tmp/reboot-probe; echo lost > /run/reboot-probe')
     old_holder, old_engine = STATE['holders']['web'], STATE['engines']['web']
@@ -309,6 +374,7 @@ def test_reboot_keeps_the_disk_and_loses_run_tmp_and_processes():
     remember_lab()
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_up_repairs_a_half_broken_lab():
     os.kill(engine_pid('web'), 15)
     os.kill(holder_pid('router'), 15)
@@ -324,25 +390,15 @@ def test_up_repairs_a_half_broken_lab():
     test_hosts_are_named_and_have_their_own_files()
 
 
+@pytest.mark.usefixtures('lab_up')
 def test_down_removes_the_lab():
-    # A container that would restart forever: `down` must stop it through its engine.
-    if IMAGES_ENV.exists():
-        sock = 'unix://%s' % (LAB_DIR / 'web' / 'run' / 'docker.sock')
-        node = [line.split('=', 1)[1].strip() for line in IMAGES_ENV.read_text().splitlines()
-                if line.startswith('LAB_IMAGE_NODE=')][0]
-        run('docker', '-H', sock, 'run', '-d', '--name', 'lifecycle-probe', '--restart', 'always',
-            '--network', 'host', node, 'sleep', 'infinity')
-        pid = int(run('docker', '-H', sock, 'inspect', '--format', '{{.State.Pid}}', 'lifecycle-probe'))
-        STATE['identity'][pid] = start_time(pid)
-    STATE['lab_processes'] = {pid for pid, info in processes().items()
-                              if (('net', info['net']) in STATE['ns'] or ('mnt', info['mnt']) in STATE['ns'])}
+    proc = take_down()
     assert STATE['lab_processes'], 'no lab process seen: the test would prove nothing'
-    proc = lab('down', timeout=600)
-    STATE['timings']['down'] = proc.elapsed
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not LAB_DIR.exists()
 
 
+@pytest.mark.usefixtures('lab_taken_down')
 def test_down_again_is_a_no_op():
     proc = lab('down', timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -350,6 +406,7 @@ def test_down_again_is_a_no_op():
     assert lab('status').returncode == 3
 
 
+@pytest.mark.usefixtures('lab_taken_down')
 def test_no_lab_process_namespace_mount_or_cgroup_is_left():
     for pid, started in STATE['identity'].items():
         assert not alive(pid, started), 'lab process %d still runs' % pid
@@ -368,6 +425,7 @@ def test_no_lab_process_namespace_mount_or_cgroup_is_left():
     assert not list(Path('/sys/fs/cgroup').glob('*/tproxy-lab')) and not Path('/sys/fs/cgroup/tproxy-lab').exists()
 
 
+@pytest.mark.usefixtures('lab_taken_down')
 def test_controller_has_no_new_mount():
     # Compared as sets, not for equality: other tools on a shared controller mount and unmount
     # their own things meanwhile. The lab's only footprint in the controller's mount table is
@@ -379,6 +437,7 @@ def test_controller_has_no_new_mount():
     assert not netns_mounts
 
 
+@pytest.mark.usefixtures('lab_taken_down')
 @pytest.mark.parametrize('key', ['addr', 'link', 'route', 'rule', 'rule6', 'iptables', 'nft', 'netns',
                                  'hostname', 'ip_forward', 'etc', 'usr_local_sbin', 'var_lib_entries', 'docker'])
 def test_controller_is_as_before(key):
