@@ -163,9 +163,9 @@ def _render(name, variables, host, stack=()):
         return value
     if name in stack:
         raise LabInventoryError("%s: %s refers to itself (%s)" % (host, name, " -> ".join((*stack, name))))
-    context = {"inventory_hostname": host}
+    context = {"inventory_hostname": host, "inventory_hostname_short": host.split(".", 1)[0]}
     for dep in jinja2.meta.find_undeclared_variables(_JINJA.parse(value)):
-        if dep != "inventory_hostname":
+        if dep not in context:
             context[dep] = _render(dep, variables, host, (*stack, name))
     try:
         return _JINJA.from_string(value).render(context)
