@@ -8,7 +8,8 @@ earlier one: `lab_absent`, `lab_up` and `lab_taken_down` put the lab in the stat
 (file order needs no extra step; `--reverse-order` or `-k` pays for the ones it needs). The controller is
 snapshotted before and after (addresses, links, routes, rules, firewall, mounts, /etc, netns,
 hostname, forwarding) and must come out unchanged, with no lab process, mount, namespace or
-cgroup left. Run with -s to see the timings.
+cgroup left. Then /run/netns is put in each state a controller may have before `up` (in a mount
+namespace of the test's own) and must be as found after `down`. Run with -s to see the timings.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# The lab's layout has one home, the lab inventory; tools/lab/inventory.py reads it.
+sys.path.insert(0, str(REPO / 'tools' / 'lab'))
+import inventory  # noqa: E402  pylint: disable=wrong-import-position
+
 LAB_SH = REPO / 'tools' / 'lab' / 'lab.sh'
-LAB_DIR = Path('/var/lib/tproxy-lab')
-INVENTORY = REPO / 'inventories' / 'lab' / 'hosts.yml'
+LAB = inventory.load()
+LAB_DIR = Path(LAB.dir)
+LAN_NETNS = Path('/run/netns', LAB.lan_netns)
 IMAGES_ENV = REPO / 'tools' / 'lab' / 'images.env'
-HOSTS = ('client', 'router', 'web')
-ENGINE_HOSTS = ('router', 'web')
+HOSTS = tuple(LAB.hosts)
+ENGINE_HOSTS = LAB.engine_hosts
+NETNS = {name: host.netns for name, host in LAB.hosts.items()}
+# The public contract (design §2): the inventory's hosts and the groups the playbooks target.
 GROUP_OF = {'client': 'clients', 'router': 'routers', 'web': 'webservers'}
 
 pytestmark = [
@@ -45,13 +53,17 @@ STATE: dict = {'timings': {}}
 
 # ---------------------------------------------------------------- helpers
 
-def lab(*args, timeout=1800):
-    env = dict(os.environ)
+def lab_env(**extra):
+    env = dict(os.environ, **extra)
     # tools/lab/images.sh takes Envoy/httpbin versions from this venv (the one running the tests).
     env.setdefault('PYTHON', sys.executable)
+    return env
+
+
+def lab(*args, timeout=1800):
     started = time.monotonic()
-    proc = subprocess.run(['bash', str(LAB_SH), *args], capture_output=True, text=True, env=env, timeout=timeout,
-                          check=False)
+    proc = subprocess.run(['bash', str(LAB_SH), *args], capture_output=True, text=True, env=lab_env(),
+                          timeout=timeout, check=False)
     proc.elapsed = time.monotonic() - started
     return proc
 
@@ -60,17 +72,9 @@ def run(*argv, check=True, **kwargs):
     return subprocess.run(list(argv), capture_output=True, text=True, check=check, **kwargs).stdout
 
 
-def inventory_hosts():
-    data = yaml.safe_load(INVENTORY.read_text())
-    hosts = {}
-    for group, body in data['all']['children'].items():
-        for name, hostvars in body['hosts'].items():
-            hosts[name] = dict(data['all'].get('vars', {}), **hostvars, group=group)
-    return hosts
-
-
 def holder_pid(host):
-    return int((LAB_DIR / host / 'holder.pid').read_text())
+    """The PID in the host's ansible_netns_pidfile: what the connection plugin enters."""
+    return int(Path(LAB.hosts[host].pidfile).read_text())
 
 
 def in_host(host, *argv, **kwargs):
@@ -155,14 +159,14 @@ def controller_snapshot():
 
 @pytest.fixture(scope='module', autouse=True)
 def lab_lifecycle():
-    leftovers = [p for p in (LAB_DIR, Path('/run/netns/tproxy-lan')) if p.exists()]
+    leftovers = [p for p in (LAB_DIR, LAN_NETNS) if p.exists()]
     if leftovers:
         pytest.fail('a lab is already up (%s): run `make lab-down` first; this test would remove it'
                     % ', '.join(map(str, leftovers)))
     STATE['before'] = controller_snapshot()
     STATE['processes_before'] = set(processes())
     yield
-    if LAB_DIR.exists() or Path('/run/netns/tproxy-lan').exists():
+    if LAB_DIR.exists() or LAN_NETNS.exists():
         lab('down')  # a step failed before test_down: still leave the machine as it was
     for name, seconds in STATE['timings'].items():
         print('lab timing: %-12s %6.1f s' % (name, seconds))
@@ -260,28 +264,28 @@ def test_status_reports_every_host_up():
 
 @pytest.mark.usefixtures('lab_up')
 def test_hosts_have_the_inventory_addresses_and_no_route_out():
-    inventory = inventory_hosts()
-    assert set(inventory) == set(HOSTS)
-    for host, hostvars in inventory.items():
-        assert hostvars['group'] == GROUP_OF[host]
-        assert hostvars['ansible_connection'] == 'tproxy.envoy.netns'
-        assert hostvars['ansible_netns_pidfile'] == str(LAB_DIR / host / 'holder.pid')
-        ns = 'tproxy-' + host
-        addrs = run('ip', '-n', ns, '-4', '-o', 'addr', 'show', 'dev', 'eth0')
-        assert ' %s/24 ' % hostvars['ansible_host'] in addrs
-        routes = run('ip', '-n', ns, 'route', 'show', 'table', 'all')
+    assert {name: host.groups for name, host in LAB.hosts.items()} == {h: (g,) for h, g in GROUP_OF.items()}
+    raw = inventory.raw_hostvars()
+    for host in HOSTS:
+        assert raw[host][0]['ansible_connection'] == 'tproxy.envoy.netns'
+        # The plugin's pidfile holds the PID of a holder in the host's network namespace.
+        assert ns_inode(holder_pid(host), 'net') == os.stat(Path('/run/netns', NETNS[host])).st_ino
+        address = LAB.hosts[host].address
+        addrs = run('ip', '-n', NETNS[host], '-4', '-o', 'addr', 'show', 'dev', 'eth0')
+        assert ' %s/%d ' % (address, LAB.prefix_length) in addrs
+        routes = run('ip', '-n', NETNS[host], 'route', 'show', 'table', 'all')
         assert 'default' not in routes, '%s has a default route:\n%s' % (host, routes)
-        # Only the connected /24: the client role adds the route to web via the router.
-        main = [line.strip() for line in run('ip', '-n', ns, 'route', 'show').splitlines()]
-        assert main == ['192.0.2.0/24 dev eth0 proto kernel scope link src %s' % hostvars['ansible_host']]
+        # Only the connected LAN: the client role adds the route to web via the router.
+        main = [line.strip() for line in run('ip', '-n', NETNS[host], 'route', 'show').splitlines()]
+        assert main == ['%s dev eth0 proto kernel scope link src %s' % (LAB.network, address)]
 
 
 @pytest.mark.usefixtures('lab_up')
 def test_hosts_reach_each_other_on_the_bridge():
     for host in ('router', 'web'):
-        address = inventory_hosts()[host]['ansible_host']
+        address = LAB.hosts[host].address
         # Port 9 is closed: a quick "Connection refused" is the host's RST, so the IP path works.
-        probe = subprocess.run(['ip', 'netns', 'exec', 'tproxy-client', 'timeout', '5', 'bash', '-c',
+        probe = subprocess.run(['ip', 'netns', 'exec', NETNS['client'], 'timeout', '5', 'bash', '-c',
                                 ': </dev/tcp/%s/9' % address], capture_output=True, text=True, check=False)
         assert probe.returncode == 1 and 'Connection refused' in probe.stderr, (host, probe.returncode, probe.stderr)
 
@@ -306,7 +310,7 @@ def test_engines_are_stock_dockerd_inside_the_hosts():
         info = json.loads(run('docker', '-H', 'unix://%s' % sock, 'info', '--format', '{{json .}}'))
         assert info['Name'] == host  # the engine sees the host's hostname
         assert info['DockerRootDir'] == '/var/lib/docker'  # default paths, inside the host
-        links = run('ip', '-n', 'tproxy-' + host, '-o', 'link')
+        links = run('ip', '-n', NETNS[host], '-o', 'link')
         assert 'docker0' not in links  # {"bridge": "none"}: no 172.17.0.0/16
         assert in_host(host, 'cat', '/etc/docker/daemon.json').strip() == '{"bridge": "none"}'
         # Stock iptables management: Docker's chains are in the host's own firewall.
@@ -349,7 +353,7 @@ def test_a_write_through_the_connection_plugin_stays_in_the_host(tmp_path):
     (collections / 'ansible_collections' / 'tproxy' / 'envoy').symlink_to(REPO)
     name = 'tproxy-lab-plugin-%d' % os.getpid()
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run([str(ansible), '-i', str(INVENTORY), 'web', '-m', 'ansible.builtin.copy',
+    proc = subprocess.run([str(ansible), '-i', str(inventory.INVENTORY_DIR), 'web', '-m', 'ansible.builtin.copy',
                            '-a', 'dest=/etc/%s content=web-via-plugin' % name],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -378,7 +382,7 @@ def test_reboot_keeps_the_disk_and_loses_run_tmp_and_processes():
 def test_up_repairs_a_half_broken_lab():
     os.kill(engine_pid('web'), 15)
     os.kill(holder_pid('router'), 15)
-    run('ip', 'netns', 'delete', 'tproxy-client')
+    run('ip', 'netns', 'delete', NETNS['client'])
     time.sleep(1)
     assert lab('status').returncode == 3
     proc = lab('up')
@@ -421,7 +425,7 @@ def test_no_lab_process_namespace_mount_or_cgroup_is_left():
     assert not lab_like, lab_like
     assert 'tproxy' not in run('findmnt', '-rn', '-o', 'TARGET,SOURCE')
     netns = os.listdir('/run/netns') if os.path.isdir('/run/netns') else []
-    assert not [name for name in netns if name.startswith('tproxy-')]
+    assert not set(netns) & {LAB.lan_netns, *NETNS.values()}
     assert not list(Path('/sys/fs/cgroup').glob('*/tproxy-lab')) and not Path('/sys/fs/cgroup/tproxy-lab').exists()
 
 
@@ -445,3 +449,72 @@ def test_controller_is_as_before(key):
     before = STATE['before']
     after = STATE.setdefault('after', controller_snapshot())
     assert after.get(key) == before.get(key)
+
+
+# ---------------------------------------------------------------- /run/netns as found, every case
+
+# `ip netns add` creates /run/netns or makes it a mount point; `up` records what it found and
+# `down` must restore exactly that. The run above proves it for this machine's state; these prove
+# each state whatever the machine has: in a mount namespace of their own with a fresh /run (the
+# controller's is never touched), another user of `ip netns` leaves /run/netns as the case says,
+# then lab.sh builds and removes a one-host lab (no engine, so it is quick) from an inventory made
+# of the lab inventory's first host without an engine.
+RUN_NETNS_CASES = {
+    'absent': '',
+    'directory': 'mkdir /run/netns',
+    'empty mount point': 'ip netns add other-user && ip netns delete other-user',
+    'mount point in use': 'ip netns add other-user',
+}
+CASE_LAB_DIR = '/var/lib/tproxy-lab-netns-case'
+CASE_SCRIPT = r'''
+set -u
+# The controller's /run/netns mounts came along into this mount namespace: drop them here (only
+# here; mountpoint(1) would still see them under a new /run), then start /run from nothing.
+while mountpoint -q /run/netns; do umount -l /run/netns; done
+mount -t tmpfs tproxy-netns-case /run
+%s
+state() {
+  if mountpoint -q /run/netns; then echo "mount: $(ls -A /run/netns | sort | tr '\n' ' ')"
+  elif [ -d /run/netns ]; then echo "directory: $(ls -A /run/netns | sort | tr '\n' ' ')"
+  else echo absent; fi
+}
+echo "before $(state)"
+rc=0
+bash "$LAB_SH" up >&2 || rc=$?
+echo "up $(state)"
+pid=$(cat "$HOLDER_PIDFILE" 2>/dev/null) && echo "holder $pid $(cut -d' ' -f22 "/proc/$pid/stat")"
+bash "$LAB_SH" down >&2 || rc=$?
+echo "after $(state)"
+exit $rc
+'''
+
+
+def case_inventory(path):
+    host = next(h for h in LAB.hosts.values() if not h.engine)
+    data = {'all': {'vars': {'lab_dir': CASE_LAB_DIR, 'lab_lan_netns': 'tproxy-case-lan', 'lab_prefix_length':
+                             LAB.prefix_length, 'lab_netns': 'tproxy-case-{{ inventory_hostname }}',
+                             'ansible_netns_pidfile': '{{ lab_dir }}/{{ inventory_hostname }}/holder.pid',
+                             'lab_docker_engine': False},
+                    'hosts': {host.name: {'ansible_host': host.address}}}}
+    path.mkdir()
+    (path / 'hosts.yml').write_text(yaml.safe_dump(data))
+    return inventory.load(path)
+
+
+@pytest.mark.parametrize('case', list(RUN_NETNS_CASES))
+def test_down_leaves_run_netns_as_up_found_it(tmp_path, case):
+    assert not Path(CASE_LAB_DIR).exists(), 'a leftover of an earlier run: remove %s' % CASE_LAB_DIR
+    case_lab = case_inventory(tmp_path / 'inventory')
+    (host,) = case_lab.hosts.values()
+    env = lab_env(LAB_INVENTORY=str(tmp_path / 'inventory'), LAB_SH=str(LAB_SH), HOLDER_PIDFILE=host.pidfile)
+    proc = subprocess.run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
+                           CASE_SCRIPT % RUN_NETNS_CASES[case]], capture_output=True, text=True, env=env,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    states = dict(line.split(' ', 1) for line in proc.stdout.splitlines())
+    # The lab really used /run/netns in there, and its holder is gone with it.
+    assert states['up'].startswith('mount: ') and {host.netns, case_lab.lan_netns} <= set(states['up'].split()[1:])
+    pid, started = states['holder'].split()
+    assert not alive(int(pid), started)
+    assert states['after'] == states['before'], proc.stderr[-3000:]
+    assert not Path(CASE_LAB_DIR).exists()
