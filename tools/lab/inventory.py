@@ -64,7 +64,7 @@ class Lab:
 
     @property
     def network(self):
-        """The bridged LAN the hosts share, for example 192.0.2.0/24."""
+        """The bridged LAN the hosts share (the network of their addresses and the prefix length)."""
         first = next(iter(self.hosts.values()))
         return ipaddress.ip_interface("%s/%d" % (first.address, self.prefix_length)).network
 
