@@ -17,7 +17,6 @@ SCENARIO = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", SCENARIO.parents[1]))
 # The checks both molecule scenarios share.
 sys.path.insert(0, str(PROJECT / "tests" / "checks"))
-CAP_NET_ADMIN = 1 << 12
 
 
 def scenario_addresses():
@@ -34,12 +33,6 @@ def engine(*argv, timeout=30, check=True):
 
 def inspect(name):
     return json.loads(engine("inspect", name).stdout)[0]
-
-
-def proc_status(pid):
-    """/proc/PID/status of a process on the controller, as a dict."""
-    text = pathlib.Path("/proc/%d/status" % pid).read_text()
-    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
 
 def playbook(path, *args, timeout=240):
@@ -59,7 +52,3 @@ def playbook(path, *args, timeout=240):
 def addr():
     return scenario_addresses()
 
-
-@pytest.fixture(scope="session")
-def project():
-    return PROJECT

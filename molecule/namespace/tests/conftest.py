@@ -18,11 +18,6 @@ LAB = inventory.load(PROJECT / "inventories" / "lab").addresses
 
 
 @pytest.fixture(scope="session")
-def project():
-    return PROJECT
-
-
-@pytest.fixture(scope="session")
 def lab():
     return dict(LAB)
 

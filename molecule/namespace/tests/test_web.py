@@ -1,16 +1,12 @@
-"""The web server: httpbin on the host's network, reached from the router."""
+"""The httpbin process on the web host, as the kernel sees it."""
 
+import topology_checks as check
 from conftest import docker_inspect
 
 testinfra_hosts = ["web"]
 
 
-def test_httpbin_runs_on_the_host_network(host):
-    info = docker_inspect(host, "tproxy-httpbin")
-    assert info["State"]["Running"] is True
-    assert info["HostConfig"]["NetworkMode"] == "host"
-
-
-def test_httpbin_saw_requests_arrive_from_the_router(host, lab):
-    logs = host.check_output("docker logs tproxy-httpbin 2>&1")
-    assert any(line.startswith(lab["router"] + " ") and "/headers" in line for line in logs.splitlines()), logs[-2000:]
+def test_httpbin_holds_net_bind_service_alone_in_the_web_hosts_network(host):
+    pid = docker_inspect(host, "tproxy-httpbin")["State"]["Pid"]
+    check.assert_capabilities(host.file("/proc/%d/status" % pid).content_string, check.CAP_NET_BIND_SERVICE)
+    assert host.check_output("readlink /proc/%d/ns/net" % pid) == host.check_output("readlink /proc/self/ns/net")
