@@ -35,6 +35,13 @@ def inspect(name):
     return json.loads(engine("inspect", name).stdout)[0]
 
 
+def role_container(role):
+    """docker inspect of the one container a role runs on the engine (by the label the roles set)."""
+    ids = engine("ps", "-q", "--filter", "label=io.github.tproxy.envoy.role=" + role).stdout.split()
+    assert len(ids) == 1, "expected one container of the %s role, found %s" % (role, ids)
+    return inspect(ids[0])
+
+
 def playbook(path, *args, timeout=240):
     """ansible-playbook against the scenario's own inventory (the one molecule generated).
 

@@ -5,11 +5,11 @@ import os
 import pathlib
 
 import topology_checks as check
-from conftest import inspect
+from conftest import inspect, role_container
 
 
 def envoy_pid():
-    return inspect("router-envoy")["State"]["Pid"]
+    return role_container("router")["State"]["Pid"]
 
 
 def test_envoy_is_in_the_router_containers_network_namespace():

@@ -22,6 +22,8 @@ def lab():
     return dict(LAB)
 
 
-def docker_inspect(host, name):
-    out = host.check_output("docker inspect %s", name)
-    return json.loads(out)[0]
+def role_container(host, role):
+    """docker inspect of the one container a role runs on ``host`` (by the label the roles set)."""
+    ids = host.check_output("docker ps -q --filter label=io.github.tproxy.envoy.role=%s", role).split()
+    assert len(ids) == 1, "%s: expected one container of the %s role, found %s" % (host, role, ids)
+    return json.loads(host.check_output("docker inspect %s", ids[0]))[0]
