@@ -58,4 +58,3 @@ def playbook(path, *args, timeout=240):
 @pytest.fixture(scope="session")
 def addr():
     return scenario_addresses()
-
