@@ -67,7 +67,8 @@ def project(tmp_path):
 def run_pytest(project, files, ci=None, *args):
     for name, text in files.items():
         (project / name).write_text(text)
-    env = {k: v for k, v in os.environ.items() if k not in ('CI', 'PYTEST_ADDOPTS')}
+    # Nothing of the outer run: ansible-test units, for one, loads its plugins through PYTEST_PLUGINS.
+    env = {k: v for k, v in os.environ.items() if k != 'CI' and not k.startswith('PYTEST_')}
     if ci is not None:
         env['CI'] = ci
     return subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-rA', *args],
