@@ -24,7 +24,7 @@ options:
 EXAMPLES = r"""
 - name: Read what Envoy added
   ansible.builtin.debug:
-    msg: "{{ (response.json | tproxy.envoy.httpbin_headers)['x-request-downstream-remote'] }}"
+    msg: "{{ (response.json | tproxy.envoy.httpbin_headers)['user-agent'] }}"
 """
 
 RETURN = r"""

@@ -27,7 +27,7 @@ def render_role(renders, workdir):
     """The router role's public `render` entry point, once per item of renders.
 
     renders: list of dicts with dir (where the role writes), proxy_address, proxy_port,
-    intercept_ports, l4_ports, and admin_port (Envoy proxies only). Every other variable is the
+    intercept_ports, l4_ports, evidence_headers, and admin_port (Envoy proxies only). Every other variable is the
     lab router's, from the lab inventory and the role's defaults, as site.yml deploys it.
     Each dir then holds the role's files (roles/router/meta/argument_specs.yml, `render`):
     envoy.yaml, envoy-args.json, rules.v4, netstate.json.
@@ -127,13 +127,13 @@ def no_stream_timers(config):
 
 
 def no_upstream_header_filter(config):
-    """Drop the upstream header_mutation filter (loses x-request-upstream-remote: cost only)."""
+    """Drop the cluster's HTTP options (header case, the evidence headers' upstream filter: cost only)."""
     for cluster in _clusters(config):
         cluster.pop("typed_extension_protocol_options", None)
 
 
 def no_added_headers(config):
-    """Drop the route's added request headers (loses the headers verify.yml checks: cost only)."""
+    """Drop the route's added request headers (the opt-in evidence headers: cost only)."""
     for hcm in _hcms(config):
         for vhost in hcm["route_config"]["virtual_hosts"]:
             vhost.pop("request_headers_to_add", None)

@@ -30,6 +30,7 @@ class Proxy:
     admin_port: int = 0           # Envoy only
     knobs: tuple = ()             # configs.KNOBS applied to the role's rendered config
     concurrency: int = 0          # Envoy --concurrency; 0 = the role's (all CPUs)
+    evidence_headers: bool = False  # the role's router_envoy_evidence_headers (opt-in)
 
 
 @dataclass
@@ -78,6 +79,7 @@ def add_envoy_variant(name, knobs, concurrency, index, targets=tuple(TARGETS)):
 # What the profile counts (tools/bench/instructions.py): each proxy with one worker, on ports of its own.
 PROFILED = (
     ("envoy-role", "Envoy HTTP, role config", "envoy", "http", ()),
+    ("envoy-evidence", "Envoy HTTP, role config + evidence headers (the default until 0.1)", "envoy", "http", ()),
     ("envoy-tuned", "Envoy HTTP, tuned knobs", "envoy", "http", "tuned"),
     ("envoy-lean", "Envoy HTTP, lean knobs", "envoy", "http", "lean"),
     ("envoy-generic", "Envoy generic_proxy HTTP/1 (bench only)", "envoy", "http",
@@ -94,7 +96,8 @@ def profiled_proxies(knob_sets):
     for i, (name, _label, engine, mode, knobs) in enumerate(PROFILED):
         knobs = tuple(knob_sets.get(knobs, ())) if isinstance(knobs, str) else knobs
         proxies.append(Proxy(name, engine, 4980 - i, mode=mode, knobs=knobs, concurrency=1,
-                             admin_port=19040 + i if engine == "envoy" else 0))
+                             admin_port=19040 + i if engine == "envoy" else 0,
+                             evidence_headers=name == "envoy-evidence"))
     return proxies
 
 

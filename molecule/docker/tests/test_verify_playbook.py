@@ -23,7 +23,7 @@ def restore_and_verify():
     assert restored.returncode == 0, output(restored)
     result = playbook(VERIFY)
     assert result.returncode == 0, output(result)
-    assert "server: envoy" in result.stdout
+    assert "Envoy's requests on port 80, per router" in result.stdout
 
 
 @pytest.fixture

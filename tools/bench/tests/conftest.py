@@ -14,15 +14,18 @@ import configs  # noqa: E402
 @pytest.fixture(scope="session")
 def role_renders(tmp_path_factory):
     """The router role's `render` entry point, run as the bench runs it, once for the session:
-    an L7 Envoy (ports 80 and 8080), an L4 Envoy and a HAProxy (rule set only)."""
+    an L7 Envoy (ports 80 and 8080), the same with the evidence headers, an L4 Envoy and a HAProxy
+    (rule set only)."""
     workdir = tmp_path_factory.mktemp("render")
     renders = {
         "l7": {"proxy_address": "127.0.0.1", "proxy_port": 4998, "admin_port": 19001,
-               "intercept_ports": [80, 8080], "l4_ports": []},
+               "intercept_ports": [80, 8080], "l4_ports": [], "evidence_headers": False},
+        "l7-evidence": {"proxy_address": "127.0.0.1", "proxy_port": 4994, "admin_port": 19004,
+                        "intercept_ports": [80], "l4_ports": [], "evidence_headers": True},
         "l4": {"proxy_address": "127.0.0.1", "proxy_port": 4995, "admin_port": 19003,
-               "intercept_ports": [80], "l4_ports": [8080, 5432]},
+               "intercept_ports": [80], "l4_ports": [8080, 5432], "evidence_headers": False},
         "haproxy": {"proxy_address": "127.0.0.1", "proxy_port": 4997,
-                    "intercept_ports": [80, 8080], "l4_ports": []},
+                    "intercept_ports": [80, 8080], "l4_ports": [], "evidence_headers": False},
     }
     for name, render in renders.items():
         render["dir"] = str(workdir / name)

@@ -49,3 +49,20 @@ def test_envoy_validates_the_edited_config(role_config, knobs, tmp_path):
     path = tmp_path / "edited.yaml"
     configs.dump(configs.apply_knobs(role_config, knobs), str(path))
     assert_envoy_accepts(path)
+
+
+def test_only_the_evidence_render_adds_headers_to_the_traffic(role_renders):
+    def added(render):
+        config = configs.load(os.path.join(role_renders[render], "envoy.yaml"))
+        hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        cluster = config["static_resources"]["clusters"][0]
+        upstream = cluster["typed_extension_protocol_options"][
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].get("http_filters", [])
+        return (sorted(h["header"]["key"] for h in hcm["route_config"]["virtual_hosts"][0].get(
+            "request_headers_to_add", [])), [f["name"] for f in upstream])
+
+    assert added("l7") == ([], [])
+    assert added("l7-evidence") == (
+        ["x-request-downstream-local", "x-request-downstream-remote", "x-request-start-time"],
+        ["envoy.filters.http.header_mutation", "envoy.filters.http.upstream_codec"])
+    assert_envoy_accepts(os.path.join(role_renders["l7-evidence"], "envoy.yaml"))
