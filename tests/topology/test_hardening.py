@@ -8,11 +8,13 @@ runs them in any other order.
 """
 
 import json
+import os
 import pathlib
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -20,6 +22,9 @@ import pytest
 
 from conftest import (ADDR, ENGINES, ROOT, assert_ok, client_get, docker_json, envoy_stat, holder, playbook,
                       playbook_process, recap, sh, snapshot, wait_until)
+
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
+from netstate_paths import netstate_paths as state_paths  # noqa: E402  pylint: disable=wrong-import-position
 
 FOREIGN = {
     "router": ("iptables -t mangle -A PREROUTING -s 203.0.113.7/32 -j ACCEPT; "
@@ -256,17 +261,17 @@ def test_a_rule_set_the_kernel_rejects_leaves_the_old_one_whole(converged_lab):
     # A rules file whose last table cannot be loaded (a bad rule after good ones): apply must
     # fail and leave every own chain exactly as it was, never half replaced.
     before = sh("router", "iptables-save | grep -E '^-A (PREROUTING|FORWARD|TPROXY-ENVOY)'").stdout
-    rules = "/etc/tproxy-envoy/router.rules"
+    rules = state_paths("router")["rules"]
     sh("router", "cp %s %s.good && sed -i 's/^-A TPROXY-ENVOY-FWD \\(.*\\)-j ACCEPT$/-A TPROXY-ENVOY-FWD \\1-j NO-SUCH-TARGET/' %s"
        % (rules, rules, rules))
     try:
         sh("router", "sed -i 's/tproxy-mark 0x1\\/0x1/tproxy-mark 0x3\\/0x3/' %s" % rules)  # a change in mangle too
-        failed = sh("router", "/usr/local/sbin/tproxy-envoy-router apply", check=False)
+        failed = sh("router", state_paths("router")["script"] + " apply", check=False)
         assert failed.returncode != 0
         assert sh("router", "iptables-save | grep -E '^-A (PREROUTING|FORWARD|TPROXY-ENVOY)'").stdout == before
     finally:
         sh("router", "mv %s.good %s" % (rules, rules))
-    assert sh("router", "/usr/local/sbin/tproxy-envoy-router check", check=False).returncode == 0
+    assert sh("router", state_paths("router")["script"] + " check", check=False).returncode == 0
 
 
 def served_by_envoy(url):
@@ -341,7 +346,7 @@ def test_a_killed_envoy_comes_back_and_serves_again(converged_lab):
 def test_after_a_reboot_interception_and_routes_come_back(converged_lab):
     units = {}
     for host in ("router", "client"):
-        unit = sh(host, "cat /etc/systemd/system/tproxy-envoy-%s.service" % host).stdout
+        unit = sh(host, "cat /etc/systemd/system/" + state_paths(host)["unit"]).stdout
         units[host] = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(("ExecStartPre=", "ExecStart="))]
         subprocess.run([str(ROOT / "tools" / "lab" / "lab.sh"), "reboot", host], check=True, timeout=300)
     assert "TPROXY" not in sh("router", "iptables-save -t mangle").stdout  # the reboot really lost the rules
@@ -355,13 +360,13 @@ def test_after_a_reboot_interception_and_routes_come_back(converged_lab):
 
 def test_boot_units_pass_systemd_analyze(converged_lab, tmp_path):
     for host in ("router", "client"):
-        unit = tmp_path / ("tproxy-envoy-%s.service" % host)
+        unit = tmp_path / state_paths(host)["unit"]
         unit.write_text(sh(host, "cat /etc/systemd/system/%s" % unit.name).stdout)
-        script = sh(host, "cat /usr/local/sbin/tproxy-envoy-%s" % host).stdout
+        script = sh(host, "cat " + state_paths(host)["script"]).stdout
         fake = tmp_path / "tproxy-envoy-script"
         fake.write_text(script)
         fake.chmod(0o755)
-        unit.write_text(unit.read_text().replace("/usr/local/sbin/tproxy-envoy-%s" % host, str(fake)))
+        unit.write_text(unit.read_text().replace(state_paths(host)["script"], str(fake)))
         proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
                               check=False)
         problems = [line for line in proc.stderr.splitlines() if unit.name in line]
@@ -410,8 +415,9 @@ def test_teardown_spares_other_peoples_state_and_is_idempotent(converged_lab, fo
     assert "lookup 100" not in sh("router", "ip rule list").stdout
     assert sh("router", "ip route show table 100").stdout.strip() == ""
     for host in ("router", "client"):
-        assert sh(host, "ls /etc/tproxy-envoy /usr/local/sbin/tproxy-envoy-%s /etc/systemd/system/tproxy-envoy-%s.service"
-                  % (host, host), check=False).stdout == ""
+        paths = state_paths(host)
+        assert sh(host, "ls %s %s /etc/systemd/system/%s" % (os.path.dirname(paths["rules"]), paths["script"], paths["unit"]),
+                  check=False).stdout == ""
     assert "tproxy-envoy" not in sh("router", "docker ps -a --format '{{.Names}}'").stdout
     assert "tproxy-httpbin" not in sh("web", "docker ps -a --format '{{.Names}}'").stdout
     assert_ok(playbook("teardown"), changed=0)

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import yaml
+
 # The lab's layout has one home, the lab inventory; tools/lab/inventory.py reads it.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lab"))
 import inventory  # noqa: E402  pylint: disable=wrong-import-position
@@ -18,12 +20,20 @@ LAB = inventory.load()
 LAB_DIR = LAB.dir
 CLIENT, ROUTER, WEB = (LAB.hosts[name].address for name in ("client", "router", "web"))
 NETNS = {name: host.netns for name, host in LAB.hosts.items()}
-ENVOY_CONTAINER = "tproxy-envoy"
-ENVOY_ADMIN = "http://127.0.0.1:19000"
+# The roles' settings have one home, their defaults (the lab inventory overrides none of these).
+_ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+
+
+def _defaults(role):
+    with open(os.path.join(_ROLES, role, "defaults", "main.yml"), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+_ROUTER, _WEBSERVER = _defaults("router"), _defaults("webserver")
+ENVOY_CONTAINER = _ROUTER["router_envoy_container_name"]
+ENVOY_ADMIN = f"http://{_ROUTER['router_envoy_admin_address']}:{_ROUTER['router_envoy_admin_port']}"
 PRODUCT_CHAIN = "TPROXY-ENVOY"
-# The role's defaults: the mark bit and the table its policy route uses.
-TPROXY_MARK = "0x1/0x1"
-HTTPBIN_PORT = 80
+HTTPBIN_PORT = _WEBSERVER["webserver_port"]
 
 
 class LabNotReady(RuntimeError):
@@ -77,9 +87,6 @@ def preflight():
     if f"-j {PRODUCT_CHAIN}" not in rules.stdout:
         raise LabNotReady(f"no {PRODUCT_CHAIN} jump in the router's mangle PREROUTING: "
                           "site.yml is not applied (run `make lab` or `make site`)")
-    iprule = run(in_netns("router", ["ip", "rule"])).stdout
-    if f"fwmark {TPROXY_MARK}" not in iprule and "fwmark 0x1 " not in iprule:
-        raise LabNotReady("the router has no fwmark policy rule: site.yml is not applied")
     try:
         envoy_container_pid()
     except subprocess.CalledProcessError as exc:
