@@ -53,29 +53,33 @@ def read_exact(conn, buf, n):
     return buf[:n], buf[n:]
 
 
+def read_line(conn, buf):
+    """One CRLF-terminated line (without the CRLF) and what follows it; None at end of stream."""
+    while b"\r\n" not in buf:
+        data = conn.recv(65536)
+        if not data:
+            return None, buf
+        buf += data
+    line, _sep, rest = buf.partition(b"\r\n")
+    return line, rest
+
+
 def read_chunked(conn, buf):
     """The raw chunked body (sizes, extensions and trailers included) and what follows it."""
     body = b""
     while True:
-        while b"\r\n" not in buf:
-            data = conn.recv(65536)
-            if not data:
-                return body + buf, b""
-            buf += data
-        line, _sep, buf = buf.partition(b"\r\n")
+        line, buf = read_line(conn, buf)
+        if line is None:
+            return body + buf, b""
         body += line + b"\r\n"
         size = int(line.split(b";")[0].strip() or b"0", 16)
         if size == 0:
-            while True:  # trailers, up to the empty line
-                while b"\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return body + buf, b""
-                    buf += data
-                line, _sep, buf = buf.partition(b"\r\n")
+            while line:  # trailers, up to the empty line
+                line, buf = read_line(conn, buf)
+                if line is None:
+                    return body + buf, b""
                 body += line + b"\r\n"
-                if not line:
-                    return body, buf
+            return body, buf
         chunk, buf = read_exact(conn, buf, size + 2)
         body += chunk
 
