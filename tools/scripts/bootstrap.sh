@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(docker.io debootstrap iproute2 iptables nftables procps util-linux curl
-              wrk haproxy nginx-light valgrind kmod libcap2-bin shellcheck)
+              wrk haproxy nginx-light valgrind kmod libcap2-bin shellcheck
+              systemd-container)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
