@@ -179,6 +179,8 @@ def leftovers():
     found = []
     mounts = pathlib.Path("/proc/self/mountinfo").read_text()
     found += [line.split()[4] for line in mounts.splitlines() if line.split()[4].startswith(LAB.dir)]
+    found += [str(path) for path in pathlib.Path("/sys/fs/cgroup").glob("*/tproxy-reboot")]
+    found += [str(path) for path in pathlib.Path("/run/systemd/nspawn/propagate").glob("rb-*")]
     if os.path.isdir("/run/netns"):
         found += [name for name in os.listdir("/run/netns") if name.startswith("tpr-")]
     for pid in os.listdir("/proc"):
@@ -244,9 +246,25 @@ def reboot_lab(request):
         assert leftovers() == []
 
 
+def booted(host):
+    pidfile = host_dir(host) / "nspawn.pid"
+    return pidfile.exists() and os.path.exists("/proc/%s" % pidfile.read_text().strip())
+
+
+def engine_answers():
+    return docker(ENGINE, "version", check=False).returncode == 0
+
+
 @pytest.fixture
 def configured(reboot_lab):
-    """site.yml applied; the router's sysctls read before its first run."""
+    """Both hosts booted, the router's engine up (a failed test may leave them down), site.yml
+    applied; the router's sysctls read before its first run."""
+    for host in BOOTED:
+        if not booted(host):
+            boot(host)
+            assert system_state(host) == "running"
+    if not engine_answers():
+        start_engine()
     if not reboot_lab.configured:
         if reboot_lab.before is None:
             reboot_lab.before = sysctls(ROUTER)
