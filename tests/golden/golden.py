@@ -7,7 +7,8 @@
 Every case of tests/golden/cases.yml is rendered through the router role's public `render`
 entry point (tests/golden/render.yml; controller only: no root, no lab, no host), then
 compared with the checked-in files in tests/golden/expected/<case>/, and each rendered
-envoy.yaml is checked by Envoy itself (`envoy --mode validate`).
+envoy-static.yaml is checked by Envoy itself (`envoy --mode validate`); lds.yaml and cds.yaml must
+hold exactly its listeners and clusters.
 
   golden.py            check: print a unified diff for every difference, exit 1 if any
   golden.py --update   rewrite tests/golden/expected/ from the role (review with git diff);
@@ -24,6 +25,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+import yaml
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -68,14 +71,32 @@ def compare(expected: pathlib.Path, rendered: pathlib.Path) -> list[str]:
 
 
 def envoy_rejects(rendered: pathlib.Path, envoy: str = "envoy") -> list[str]:
-    """Every rendered envoy.yaml that Envoy's own validation refuses, with its reason."""
+    """Every rendered envoy-static.yaml (the bootstrap with the watched listener and cluster as
+    static resources: validation cannot read the watched files) that Envoy's validation refuses."""
     problems = []
-    for config in sorted(rendered.glob("*/envoy.yaml")):
+    for config in sorted(rendered.glob("*/envoy-static.yaml")):
         res = subprocess.run([envoy, "--mode", "validate", "-c", str(config)],
                              text=True, capture_output=True, check=False, timeout=60)
         if res.returncode != 0:
-            problems.append(f"{config.parent.name}/envoy.yaml: Envoy rejects it:\n"
+            problems.append(f"{config.parent.name}/{config.name}: Envoy rejects it:\n"
                             + (res.stdout + res.stderr)[-2000:])
+    return problems
+
+
+def watched_files_differ(rendered: pathlib.Path) -> list[str]:
+    """Cases whose lds.yaml/cds.yaml do not carry exactly what envoy-static.yaml holds.
+
+    Envoy's validation mode reads no file-based resources, so the role validates the static
+    equivalent: it must be the same listeners and clusters.
+    """
+    problems = []
+    for static_path in sorted(rendered.glob("*/envoy-static.yaml")):
+        static = yaml.safe_load(static_path.read_text(encoding="utf-8"))["static_resources"]
+        for name, key in (("lds.yaml", "listeners"), ("cds.yaml", "clusters")):
+            watched = yaml.safe_load((static_path.parent / name).read_text(encoding="utf-8"))
+            resources = [{k: v for k, v in r.items() if k != "@type"} for r in watched["resources"]]
+            if resources != static[key] or not watched.get("version_info"):
+                problems.append(f"{static_path.parent.name}/{name}: differs from envoy-static.yaml's {key}")
     return problems
 
 
@@ -93,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             print(f"golden: {exc}", file=sys.stderr)
             return 1
-        problems = envoy_rejects(rendered)
+        problems = envoy_rejects(rendered) + watched_files_differ(rendered)
         if args.update and not problems:  # never check in a configuration Envoy refuses
             shutil.rmtree(EXPECTED, ignore_errors=True)
             shutil.copytree(rendered, EXPECTED)
@@ -111,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                   "run `make golden` and commit tests/golden/expected/", file=sys.stderr)
         return 1
     if not args.update:
-        print(f"golden: {len(_files(EXPECTED))} files match the role's rendering; Envoy accepts every envoy.yaml")
+        print(f"golden: {len(_files(EXPECTED))} files match the role's rendering; Envoy accepts every envoy-static.yaml")
     return 0
 
 

@@ -30,7 +30,8 @@ def render_role(renders, workdir):
     intercept_ports, l4_ports, evidence_headers, and admin_port (Envoy proxies only). Every other variable is the
     lab router's, from the lab inventory and the role's defaults, as site.yml deploys it.
     Each dir then holds the role's files (roles/router/meta/argument_specs.yml, `render`):
-    envoy.yaml, envoy-args.json, rules.v4, netstate.json.
+    envoy.yaml, lds.yaml, cds.yaml, envoy-static.yaml (the bench runs this one), envoy-args.json,
+    rules.v4, netstate.json.
     """
     varfile = os.path.join(workdir, "render-vars.json")
     with open(varfile, "w", encoding="utf-8") as f:

@@ -73,7 +73,7 @@ def build_processes(proxies, targets, workdir):
         logfile = os.path.join(workdir, f"{p.name}.log")
         if p.engine == "envoy":
             cfg = os.path.join(workdir, f"{p.name}.yaml")
-            configs.dump(configs.apply_knobs(configs.load(os.path.join(role_dirs[p.name], "envoy.yaml")),
+            configs.dump(configs.apply_knobs(configs.load(os.path.join(role_dirs[p.name], "envoy-static.yaml")),
                                              p.knobs), cfg)
             args = list(role_args)
             if p.concurrency:

@@ -17,11 +17,11 @@ def assert_envoy_accepts(path):
 
 @pytest.fixture(scope="module")
 def role_config(role_renders):
-    return configs.load(os.path.join(role_renders["l7"], "envoy.yaml"))
+    return configs.load(os.path.join(role_renders["l7"], "envoy-static.yaml"))
 
 
 def test_the_roles_l4_ports_get_tcp_proxy_chains_envoy_accepts(role_renders):
-    path = os.path.join(role_renders["l4"], "envoy.yaml")
+    path = os.path.join(role_renders["l4"], "envoy-static.yaml")
     chains = configs.load(path)["static_resources"]["listeners"][0]["filter_chains"]
     kinds = {c["filter_chain_match"]["destination_port"]: c["filters"][0]["name"] for c in chains}
     assert kinds == {80: configs.HCM, 8080: "envoy.filters.network.tcp_proxy",
@@ -32,7 +32,7 @@ def test_the_roles_l4_ports_get_tcp_proxy_chains_envoy_accepts(role_renders):
 
 
 def test_each_render_has_the_bench_proxys_listener_and_admin_port(role_renders):
-    config = configs.load(os.path.join(role_renders["l7"], "envoy.yaml"))
+    config = configs.load(os.path.join(role_renders["l7"], "envoy-static.yaml"))
     assert config["static_resources"]["listeners"][0]["address"]["socket_address"] == {
         "address": "127.0.0.1", "port_value": 4998}
     assert config["admin"]["address"]["socket_address"]["port_value"] == 19001
@@ -53,7 +53,7 @@ def test_envoy_validates_the_edited_config(role_config, knobs, tmp_path):
 
 def test_only_the_evidence_render_adds_headers_to_the_traffic(role_renders):
     def added(render):
-        config = configs.load(os.path.join(role_renders[render], "envoy.yaml"))
+        config = configs.load(os.path.join(role_renders[render], "envoy-static.yaml"))
         hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         cluster = config["static_resources"]["clusters"][0]
         upstream = cluster["typed_extension_protocol_options"][
@@ -65,4 +65,4 @@ def test_only_the_evidence_render_adds_headers_to_the_traffic(role_renders):
     assert added("l7-evidence") == (
         ["x-request-downstream-local", "x-request-downstream-remote", "x-request-start-time"],
         ["envoy.filters.http.header_mutation", "envoy.filters.http.upstream_codec"])
-    assert_envoy_accepts(os.path.join(role_renders["l7-evidence"], "envoy.yaml"))
+    assert_envoy_accepts(os.path.join(role_renders["l7-evidence"], "envoy-static.yaml"))
