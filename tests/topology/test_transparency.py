@@ -10,6 +10,7 @@ import json
 import pathlib
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -39,15 +40,18 @@ def outcomes(lab):
     """Site with the echo port intercepted, the echo server up, every case sent both ways."""
     assert_ok(playbook("site", "-e", json.dumps({"router_intercept_ports": [80, INTERCEPTED]})))
     web = lab["web"]
-    sh("web", "setsid sh -c 'echo $$ > /tmp/rawecho.pid; exec python3 %s %s %d %d' </dev/null >/dev/null 2>&1 &"
-       % (HERE / "rawecho.py", web, FORWARDED, INTERCEPTED))
+    # Only the web host's network: its mount namespace has a /tmp of its own, where a checkout
+    # under the controller's /tmp would not be.
+    echo = subprocess.Popen(["nsenter", "-t", holder("web"), "-n", "--", sys.executable, str(HERE / "rawecho.py"),
+                             web, str(FORWARDED), str(INTERCEPTED)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         listening = wait_until(lambda: len(sh("web", "ss -Hltn '( sport = :%d or sport = :%d )'"
                                               % (FORWARDED, INTERCEPTED)).stdout.strip().splitlines()) >= 2, 20, 0.2)
         assert listening, "rawecho.py did not listen on %s:%d and :%d (test setup)" % (web, FORWARDED, INTERCEPTED)
         before = envoy_stat("http.tproxy_%d.downstream_rq_total" % INTERCEPTED)
         cases = [dict(case, send=request_parts(case)) for case in CASES]
-        proc = subprocess.run(["nsenter", "-t", holder("client"), "-m", "-n", "-u", "--", "python3",
+        proc = subprocess.run(["nsenter", "-t", holder("client"), "-n", "--", sys.executable,
                                str(HERE / "rawclient.py"), web, str(FORWARDED), str(INTERCEPTED)],
                               input=json.dumps(cases), capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, proc.stderr
@@ -55,7 +59,8 @@ def outcomes(lab):
         results["__envoy_requests__"] = envoy_stat("http.tproxy_%d.downstream_rq_total" % INTERCEPTED) - before
         yield results
     finally:
-        sh("web", "kill $(cat /tmp/rawecho.pid) && rm -f /tmp/rawecho.pid", check=False)
+        echo.kill()
+        echo.wait(timeout=30)
         assert_ok(playbook("site"))
 
 
