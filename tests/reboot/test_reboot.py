@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tools" / "lab"))
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 import inventory  # noqa: E402  pylint: disable=wrong-import-position
 from netstate_paths import netstate_paths  # noqa: E402  pylint: disable=wrong-import-position
+from polling import wait_until  # noqa: E402  pylint: disable=wrong-import-position
 
 HERE = pathlib.Path(__file__).resolve().parent
 LAB_INVENTORY = HERE / "lab"
@@ -99,15 +100,6 @@ def playbook(name):
     return proc
 
 
-def wait_until(predicate, timeout, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 def boot(host):
     run([BOOT, "boot", str(host_dir(host)), NETNS[host], LAB.lan_netns, ADDR[host]], timeout=120)
 
@@ -124,7 +116,7 @@ def system_state(host):
         state["now"] = sh(host, "systemctl is-system-running", check=False).stdout.strip()
         return state["now"] not in ("initializing", "starting", "")
 
-    wait_until(settled, 90)
+    wait_until(settled, 90, 0.5)
     return state["now"]
 
 
@@ -344,7 +336,7 @@ def test_after_a_real_reboot_interception_and_routes_come_back_closed_until_envo
     started = time.monotonic()
     assert sh(ROUTER, "systemctl is-active docker.service").stdout.strip() == "active"
     start_engine()
-    assert wait_until(envoy_ready, 60), docker(ENGINE, "logs", "--tail", "50", "tproxy-envoy", check=False).stderr
+    assert wait_until(envoy_ready, 60, 0.5), docker(ENGINE, "logs", "--tail", "50", "tproxy-envoy", check=False).stderr
     assert docker(ENGINE, "inspect", "-f", "{{.Id}}", "tproxy-envoy").stdout.strip() == container
     phase("engine start until Envoy is ready", started)
     served_before = envoy_requests()

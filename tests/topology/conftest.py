@@ -8,7 +8,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -98,15 +97,6 @@ def envoy_stat(name):
         if key == name:
             return int(value)
     return 0
-
-
-def wait_until(predicate, timeout, step=1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ import time
 import pytest
 
 from conftest import (ADDR, ENGINES, ROOT, assert_ok, client_get, docker_json, envoy_stat, holder, playbook,
-                      playbook_process, recap, sh, snapshot, wait_until)
+                      playbook_process, recap, sh, snapshot)
+from polling import wait_until
 
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from netstate_paths import netstate_paths as state_paths  # noqa: E402  pylint: disable=wrong-import-position

@@ -15,7 +15,8 @@ import sys
 import pytest
 import yaml
 
-from conftest import assert_ok, envoy_stat, holder, playbook, sh, wait_until
+from conftest import assert_ok, envoy_stat, holder, playbook, sh
+from polling import wait_until
 
 HERE = pathlib.Path(__file__).resolve().parent / "transparency"
 CASES = yaml.safe_load((HERE / "cases.yml").read_text())
