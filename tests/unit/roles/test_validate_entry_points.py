@@ -53,6 +53,20 @@ BAD = [
     ("routers", "router_intercept_sources", ["192.0.2.1/24"]),
     ("routers", "router_envoy_network_mode", "bridge"),
     ("routers", "router_envoy_user", "envoy"),
+    ("routers", "router_intercept_tls_ports", [80]),
+    ("routers", "router_intercept_tls_ports", [0]),
+    ("routers", "router_access_log", "relative/access.log"),
+    ("routers", "router_access_log", "/access.log"),
+    ("routers", "router_access_log", "/var/log/../etc/passwd"),
+    ("routers", "router_metrics_address", "router"),
+    ("routers", "router_metrics_port", 19000),
+    ("routers", "router_policy_default", "block"),
+    ("routers", "router_policy_mode", "audit"),
+    ("routers", "router_policy", [{"action": "block"}]),
+    ("routers", "router_policy", [{"action": "deny", "networks": ["192.0.2.1/24"]}]),
+    ("routers", "router_policy", [{"action": "deny", "hosts": ["*.*.example.com"]}]),
+    ("routers", "router_policy", [{"action": "deny", "ports": [70000]}]),
+    ("routers", "router_policy", [{"action": "deny", "ports": [8443]}]),
     ("webservers", "webserver_port", 99999),
     ("webservers", "webserver_port", "http"),
     ("webservers", "webserver_bind_address", "0.0.0.0/0"),
@@ -109,9 +123,14 @@ def test_bad_input_is_refused_naming_the_variable_and_good_input_passes_without_
 @pytest.mark.parametrize("extra,refused", [
     (["-e", "router_proxy_port=5000", "-e", "router_envoy_admin_port=19001", "-e", "router_tproxy_mark=2",
       "-e", "router_route_table=101", "-e", "router_envoy_buffer_limit_bytes=65536", "-e", "webserver_port=8080"], None),
+    (["-e", json.dumps({"router_intercept_tls_ports": [443], "router_access_log": "/var/log/tproxy-envoy/access.log",
+                        "router_metrics_address": "192.0.2.100", "router_policy_default": "deny",
+                        "router_policy_mode": "monitor", "router_policy": [
+                            {"action": "allow", "name": "web", "hosts": ["www.example.com", "*.example.net"]},
+                            {"action": "deny", "networks": ["198.51.100.0/24"], "ports": ["443"]}]})], None),
     (["-e", "router_proxy_port=70000"], "router_proxy_port"),
     (["-e", "router_route_table=255"], "router_route_table"),
-], ids=["numbers-as-strings-pass", "port-string-out-of-range", "reserved-table-string"])
+], ids=["numbers-as-strings-pass", "policy-tls-log-metrics-pass", "port-string-out-of-range", "reserved-table-string"])
 def test_numbers_given_as_key_value_strings_are_checked_as_numbers(tmp_path, extra, refused):
     failures, _report = run(tmp_path, inventory([]), *extra)
     if refused is None:
