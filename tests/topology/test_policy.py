@@ -26,6 +26,7 @@ from polling import wait_until
 
 HERE = pathlib.Path(__file__).resolve().parent / "policy"
 LOG = "/var/lib/tproxy-envoy-log/access.log"
+LOGROTATE = "/etc/logrotate.d/tproxy-envoy"
 TLS_PORTS, GREET_PORTS = [443, 8443], [8081, 8082]
 METRICS_PORT = 9102
 POLICY = [
@@ -187,8 +188,10 @@ def runs(lab, tmp_path_factory):
         enforce["rbac"] = rbac_stats()
         result["enforce"] = enforce
 
-        # Rotation as logrotate's postrotate does it: the file moved away, Envoy told with SIGUSR1.
-        sh("router", "mv %s %s.1 && docker kill --signal USR1 tproxy-envoy >/dev/null" % (LOG, LOG))
+        # The role's logrotate snippet, run for real (forced): it moves the file away and its
+        # postrotate tells Envoy (SIGUSR1) to reopen the log by path.
+        enforce["logrotate"] = sh("router", "logrotate -v -f -s /tmp/tproxy-test-logrotate.state %s 2>&1"
+                                  % LOGROTATE, check=False)
         assert_ok(playbook("site", "-e", site_vars("monitor")))
         rbac_before = rbac_stats()
         monitor = traffic(events)
@@ -201,7 +204,9 @@ def runs(lab, tmp_path_factory):
 
         assert_ok(playbook("site"))
         defaults = {"process": envoy_process(), "http": http("www.example.com", "/anything/t16-defaults"),
-                    "metrics": metrics()}
+                    "metrics": metrics(),
+                    "log_config": json.loads(sh("router", "docker inspect -f '{{json .HostConfig.LogConfig}}' "
+                                                "tproxy-envoy").stdout)}
         wait_until(lambda: "t16-defaults" in sh("router", "docker logs tproxy-envoy 2>/dev/null").stdout, 30, 1.0)
         defaults["stdout"] = [json.loads(line) for line in sh("router", "docker logs tproxy-envoy 2>/dev/null").stdout
                               .splitlines() if line.startswith("{") and "t16-defaults" in line]
@@ -315,7 +320,9 @@ def test_monitor_mode_logs_the_would_be_denials(runs):
     assert after.get("denied", 0) - before.get("denied", 0) == 0, "monitor mode denies nothing"
 
 
-def test_the_access_log_file_is_reopened_after_rotation(runs):
+def test_logrotate_rotates_the_access_log_and_envoy_reopens_it(runs):
+    rotation = runs["enforce"]["logrotate"]
+    assert rotation.returncode == 0, rotation.stdout
     rotated, fresh = runs["monitor"]["rotated"], runs["monitor"]["log"]
     assert len(rotated) == len(runs["enforce"]["log"]), "the rotated file keeps the enforce run's lines only"
     assert len(fresh) >= 11 and all(line["policy_mode"] == "monitor" for line in fresh)
@@ -329,4 +336,6 @@ def test_the_defaults_log_to_the_container_and_serve_no_metrics(runs):
     assert len(seen["stdout"]) == 1 and seen["stdout"][0]["policy_decision"] == "allowed"
     assert seen["stdout"][0]["policy_rule"] == "default" and seen["stdout"][0]["host"] == "www.example.com"
     assert seen["metrics"][0] == 7, "no metrics listener by default"
+    assert seen["log_config"] == {"Type": "json-file", "Config": {"max-size": "100m", "max-file": "3"}}, \
+        "the container's log, where the access log goes by default, must be bounded"
     print("site.yml x3 and traffic: %.0f s" % runs["seconds"])
