@@ -14,17 +14,22 @@
 #   4. module_defaults groups (meta/runtime.yml action_groups) reach the modules.
 #   --run-lab  then runs tproxy.envoy.site, .verify and .teardown from the
 #              installed copy against the running lab (`make lab` first).
+#   --while-up CMD  with --run-lab: runs the shell command CMD after verify, while
+#              the installed copy's topology is up (the bench smoke), before teardown.
 # KEEP_TREE=1 keeps the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 
 run_lab=0
-for arg in "$@"; do
-  case "$arg" in
+while_up=
+while (($#)); do
+  case "$1" in
     --run-lab) run_lab=1 ;;
-    *) echo "usage: $0 [--run-lab]" >&2; exit 2 ;;
+    --while-up) [ $# -ge 2 ] || { echo "$0: --while-up needs a command" >&2; exit 2; }; while_up=$2; shift ;;
+    *) echo "usage: $0 [--run-lab [--while-up CMD]]" >&2; exit 2 ;;
   esac
+  shift
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tproxy-build.XXXXXX")
@@ -226,6 +231,10 @@ if [ "$run_lab" = 1 ]; then
     fail "the lab is not up (run make lab first)"
   else
     for playbook in site verify teardown; do
+      if [ "$playbook" = teardown ] && [ -n "$while_up" ]; then
+        # A failure here is reported, and teardown still runs.
+        if (cd "$repo" && bash -c "$while_up"); then ok "while up: $while_up"; else fail "while up: $while_up"; fi
+      fi
       if ansible-playbook "$namespace.$name.$playbook" -i "$installed/inventories/lab"; then
         ok "$namespace.$name.$playbook against the lab"
       else
