@@ -7,11 +7,14 @@ the knobs each variant uses. HAProxy and nginx: small configs written here.
 """
 
 import copy
+import datetime
 import json
 import os
 import subprocess
 
 import yaml
+
+import paths
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -27,8 +30,10 @@ def render_role(renders, workdir):
     """The router role's public `render` entry point, once per item of renders.
 
     renders: list of dicts with dir (where the role writes), proxy_address, proxy_port,
-    intercept_ports, l4_ports, evidence_headers, and admin_port (Envoy proxies only). Every other variable is the
-    lab router's, from the lab inventory and the role's defaults, as site.yml deploys it.
+    intercept_ports, l4_ports, evidence_headers, and for Envoy proxies admin_port, tls_ports,
+    access_log, policy and policy_default (render_item gives the lab's values where a proxy sets
+    none). Every other variable is the lab router's, from the lab inventory and the role's
+    defaults, as site.yml deploys it.
     Each dir then holds the role's files (roles/router/meta/argument_specs.yml, `render`):
     envoy.yaml, lds.yaml, cds.yaml, envoy-static.yaml (the bench runs this one), envoy-args.json,
     rules.v4, netstate.json.
@@ -46,6 +51,28 @@ def render_role(renders, workdir):
     missing = [r["dir"] for r in renders if not os.path.isfile(os.path.join(r["dir"], "rules.v4"))]
     if missing:
         raise RuntimeError(f"the router role rendered nothing into {', '.join(missing)}")
+
+
+def render_item(proxy, directory, lab_settings):
+    """One item of render_role's list for a bench proxy (paths.Proxy).
+
+    Its Envoy gets the targets' ports in the proxy's mode: HTTP ports at L7 (http), every port at
+    L4 (tcp), or the HTTP ports at L7 and the TLS ports as TLS ports (tls). The access log and
+    the policy are the proxy's own where it sets them, else lab_settings' (the lab router's
+    router_access_log, router_policy, router_policy_default).
+    """
+    http, tls = paths.target_ports(tls=False), paths.target_ports(tls=True)
+    item = {"dir": directory, "proxy_address": proxy.address, "proxy_port": proxy.port,
+            "intercept_ports": [] if proxy.mode == "tcp" else http,
+            "l4_ports": http + tls if proxy.mode == "tcp" else [],
+            "evidence_headers": proxy.evidence_headers}
+    if proxy.engine == "envoy":
+        item.update(
+            admin_port=proxy.admin_port, tls_ports=tls if proxy.mode == "tls" else [],
+            access_log=proxy.access_log or lab_settings["router_access_log"],
+            policy=[dict(r) for r in proxy.policy] if proxy.policy else lab_settings["router_policy"],
+            policy_default=proxy.policy_default or lab_settings["router_policy_default"])
+    return item
 
 
 def role_envoy_args(render_dir):
@@ -69,6 +96,24 @@ def load(path):
 def dump(config, path):
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, sort_keys=False)
+
+
+STDOUT_LOGGER = "envoy.access_loggers.stdout"
+
+
+def access_loggers(config):
+    """The names of every access logger in an Envoy configuration (any depth)."""
+    if isinstance(config, dict):
+        found = [log.get("name") for log in config.get("access_log", []) if isinstance(log, dict)]
+        return found + [n for key, value in config.items() if key != "access_log" for n in access_loggers(value)]
+    if isinstance(config, list):
+        return [n for value in config for n in access_loggers(value)]
+    return []
+
+
+def stdout_access_log(config):
+    """Whether the configuration logs access to Envoy's standard output (router_access_log: stdout)."""
+    return STDOUT_LOGGER in access_loggers(config)
 
 
 # ---------------------------------------------------------------- Envoy knobs (edits as data)
@@ -213,8 +258,18 @@ backend original_destination
 """
 
 
-def nginx_config(address, port, workdir):
-    """A static responder: one small fixed body, no logging, keep-alive without limit."""
+def nginx_config(address, port, workdir, tls_port=None, cert=None, key=None):
+    """A static responder: one small fixed body, no logging, keep-alive without limit; with
+    tls_port, the same over TLS (cert and key: PEM files, tls_certificate writes them)."""
+    tls = "" if not tls_port else f"""    server {{
+        listen {address}:{tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / {{ return 200 "static\\n"; }}
+    }}
+"""
     return f"""# bench-only static responder
 worker_processes 1;
 pid {workdir}/nginx.pid;
@@ -231,8 +286,34 @@ http {{
         listen {address}:{port};
         location / {{ return 200 "static\\n"; }}
     }}
-}}
+{tls}}}
 """
+
+
+def tls_certificate(directory, name):
+    """A self-signed ECDSA P-256 certificate for `name` and its key, written as PEM files into
+    directory (bench only: wrk does not check it). Returns (certificate path, key path)."""
+    # pylint: disable=import-outside-toplevel
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = os.path.join(directory, "tls-cert.pem"), os.path.join(directory, "tls-key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 def write(path, text):

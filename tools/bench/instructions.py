@@ -70,9 +70,9 @@ def _dump(pid, out_prefix, number, timeout=60):
     raise RuntimeError(f"callgrind wrote no dump {path} within {timeout}s")
 
 
-def warm_up(url, name):
+def warm_up(url, name, headers=()):
     for _try in range(WARM_TRIES):
-        if load.run_wrk(url, CONNS, 1)["requests"] >= WARM_REQUESTS:
+        if load.run_wrk(url, CONNS, 1, headers=headers)["requests"] >= WARM_REQUESTS:
             return
     raise RuntimeError(f"{name} under callgrind did not reach {WARM_REQUESTS} requests a second")
 
@@ -88,20 +88,29 @@ def under_callgrind(processes, workdir):
     return prefixes
 
 
-def measure(processes, prefixes, log, short=False):
+def load_for(proxy):
+    """(port, URL, request headers) of the load a profiled proxy (paths.Proxy) is counted under:
+    its target (the static responder, or the same over TLS) and the headers it needs (a policy's Host)."""
+    target = paths.TARGETS[proxy.target]
+    return target["port"], target["url"], tuple(proxy.headers) + tuple(target.get("headers", ()))
+
+
+def measure(processes, prefixes, log, short=False, loads=None):
     """Instructions per request of each started Process under callgrind, one at a time.
 
     Needs the bench's rules installed and the static responder up; the counts do not
     depend on what else runs, so all proxies may start together (valgrind starts slowly).
+    loads: {name: (port, url, headers)} (load_for); default the static responder, no header.
     """
     results = {}
     # The static responder: the web server must not be the slow side of the count.
-    url = f"http://{lab.WEB}:{paths.STATIC_PORT}/"
+    static = (paths.STATIC_PORT, f"http://{lab.WEB}:{paths.STATIC_PORT}/", ())
     for name, process in processes.items():
-        rules.use("tproxy", paths.STATIC_PORT, process.port, process.role_rules)
-        warm_up(url, name)
+        port, url, headers = (loads or {}).get(name, static)
+        rules.use("tproxy", port, process.port, process.role_rules)
+        warm_up(url, name, headers)
         _dump(process.pid, prefixes[name], 1)
-        run = load.run_wrk(url, CONNS, SHORT_RUN_S if short else RUN_S)
+        run = load.run_wrk(url, CONNS, SHORT_RUN_S if short else RUN_S, headers=headers)
         instructions = _dump(process.pid, prefixes[name], 2)
         results[name] = {"requests": run["requests"], "errors": run["errors"],
                          "instructions": instructions,

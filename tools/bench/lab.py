@@ -36,6 +36,13 @@ PRODUCT_CHAIN = "TPROXY-ENVOY"
 HTTPBIN_PORT = _WEBSERVER["webserver_port"]
 
 
+def router_settings(names=("router_access_log", "router_policy", "router_policy_default")):
+    """The lab router's values of the role's variables `names`: its inventory's, else the role's
+    defaults (what site.yml deploys; the bench's renders keep them unless a path measures another)."""
+    inventory_vars = inventory.raw_hostvars()["router"][0]
+    return {name: inventory_vars.get(name, _ROUTER[name]) for name in names}
+
+
 class LabNotReady(RuntimeError):
     """The lab is not in the state the bench needs; the message says what to run."""
 

@@ -48,10 +48,16 @@ def wait_quiet(threshold, max_wait):
     return round(busy, 3), round(time.monotonic() - start, 1)
 
 
-def run_wrk(url, conns, duration, pids=(), threads=1):
+def wrk_argv(url, conns, duration, threads=1, headers=()):
+    """wrk's command line (in the client's netns); headers: "Name: value" strings sent with each request."""
+    extra = [arg for header in headers for arg in ("-H", header)]
+    return lab.in_netns("client", ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s",
+                                   "--timeout", "5s", *extra, "-s", LUA, url])
+
+
+def run_wrk(url, conns, duration, pids=(), threads=1, headers=()):
     """Run wrk for `duration` seconds; return its summary plus each PID's CPU seconds used."""
-    argv = lab.in_netns("client", ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s",
-                                   "--timeout", "5s", "-s", LUA, url])
+    argv = wrk_argv(url, conns, duration, threads, headers)
     before = {pid: procs.cpu_seconds(pid) for pid in pids}
     busy0, total0 = machine_busy()
     res = lab.run(argv, check=False, timeout=duration + 30)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import lab
 
 STATIC_PORT = 8080  # the bench's nginx in the web netns (httpbin holds :80)
+TLS_PORT = 8443     # the same nginx over TLS (a self-signed certificate the bench makes)
+TLS_NAME = "www.example.com"  # the certificate's name (wrk sends the URL's address as SNI)
 
 TARGETS = {
     "static": {"port": STATIC_PORT, "url": f"http://{lab.WEB}:{STATIC_PORT}/",
@@ -17,7 +19,38 @@ TARGETS = {
     # One synchronous gunicorn worker: beyond 16 connections wrk only measures its queue.
     "httpbin": {"port": lab.HTTPBIN_PORT, "url": f"http://{lab.WEB}:{lab.HTTPBIN_PORT}/get",
                 "label": "httpbin /get", "max_conns": 16},
+    # HTTPS to the same nginx: keep-alive (a TLS handshake per connection, many requests each) ...
+    "tls": {"port": TLS_PORT, "url": f"https://{lab.WEB}:{TLS_PORT}/", "tls": True,
+            "label": "static nginx over TLS, keep-alive"},
+    # ... and one request per connection (a handshake, the TLS inspector and an upstream connect
+    # each time). TLS handshakes cost the client and nginx much more than the proxy: 16 at most.
+    "tls-new": {"port": TLS_PORT, "url": f"https://{lab.WEB}:{TLS_PORT}/", "tls": True,
+                "headers": ("Connection: close",), "max_conns": 16,
+                "label": "static nginx over TLS, a new connection per request"},
 }
+HTTP_TARGETS = ("static", "httpbin")
+TLS_TARGETS = ("tls", "tls-new")
+
+
+def target_ports(tls):
+    """The targets' ports, TLS (tls=True) or plain HTTP."""
+    return sorted({t["port"] for t in TARGETS.values() if bool(t.get("tls")) == tls})
+
+
+# The bench's policy of 100 host rules (router_policy, issue 16): an egress allowlist of 100
+# generated names, default deny; the load sends the last rule's name as Host, so every request
+# is checked against all 100 rules before it is allowed (the worst case for an allowed request).
+POLICY_RULES = 100
+
+
+def policy_rules(count=POLICY_RULES):
+    return [{"name": f"site-{i:03d}", "action": "allow", "hosts": [f"site-{i:03d}.example.com"]}
+            for i in range(1, count + 1)]
+
+
+def policy_host(count=POLICY_RULES):
+    """The Host that matches the last of policy_rules(count)."""
+    return f"site-{count:03d}.example.com"
 
 
 @dataclass
@@ -26,11 +59,16 @@ class Proxy:
     engine: str                   # envoy | haproxy
     port: int
     address: str = "127.0.0.1"
-    mode: str = "http"            # http | tcp
+    mode: str = "http"            # http | tcp | tls (Envoy: the role's TLS ports, SNI read)
     admin_port: int = 0           # Envoy only
     knobs: tuple = ()             # configs.KNOBS applied to the role's rendered config
     concurrency: int = 0          # Envoy --concurrency; 0 = the role's (all CPUs)
     evidence_headers: bool = False  # the role's router_envoy_evidence_headers (opt-in)
+    access_log: str = ""          # the role's router_access_log; "" = the lab's (stdout)
+    policy: tuple = ()            # the role's router_policy (rules as dicts); () = the lab's (none)
+    policy_default: str = ""      # the role's router_policy_default; "" = the lab's (allow)
+    headers: tuple = ()           # request headers the load sends through this proxy (a policy's Host)
+    target: str = "static"        # what the profile counts it against (instructions.py)
 
 
 @dataclass
@@ -39,7 +77,7 @@ class Path:
     label: str
     kind: str                     # rules.path_rules kind
     proxy: str = ""               # a Proxy name, "product", or "" (no proxy)
-    targets: tuple = tuple(TARGETS)
+    targets: tuple = HTTP_TARGETS
     notes: list = field(default_factory=list)
 
 
@@ -50,21 +88,33 @@ PROXIES = [
     Proxy("haproxy-http", "haproxy", 4997),
     Proxy("envoy-tcp", "envoy", 4995, mode="tcp", admin_port=19003),
     Proxy("haproxy-tcp", "haproxy", 4994, mode="tcp"),
+    # Issue 16's costs: the role's defaults with the access log off, with 100 host rules, a TLS port.
+    Proxy("envoy-log-off", "envoy", 4993, admin_port=19004, access_log="off"),
+    Proxy("envoy-policy", "envoy", 4992, admin_port=19005, policy=tuple(policy_rules()),
+          policy_default="deny", headers=(f"Host: {policy_host()}",)),
+    Proxy("envoy-tls", "envoy", 4991, mode="tls", admin_port=19006),
 ]
 
 PATHS = [
-    Path("direct", "(a) direct: router forwards", "direct"),
+    Path("direct", "(a) direct: router forwards", "direct", targets=tuple(TARGETS)),
     Path("envoy-tproxy", "(b) TPROXY -> Envoy HTTP (role config)", "tproxy", "envoy-role"),
     Path("envoy-product", "(b') TPROXY -> the lab's Envoy container", "product", "product",
          targets=("httpbin",)),
     Path("envoy-redirect", "(c) nat REDIRECT -> Envoy HTTP (role config)", "redirect", "envoy-redirect"),
     Path("haproxy-http", "(d) TPROXY -> HAProxy HTTP", "tproxy", "haproxy-http"),
-    Path("envoy-tcp", "(e) TPROXY -> Envoy tcp_proxy (role L4 mode)", "tproxy", "envoy-tcp"),
+    Path("envoy-tcp", "(e) TPROXY -> Envoy tcp_proxy (role L4 mode)", "tproxy", "envoy-tcp",
+         targets=HTTP_TARGETS + TLS_TARGETS),
     Path("haproxy-tcp", "(e') TPROXY -> HAProxy TCP", "tproxy", "haproxy-tcp"),
+    Path("envoy-log-off", "(f) TPROXY -> Envoy HTTP, role config, access log off", "tproxy",
+         "envoy-log-off", targets=("static",)),
+    Path("envoy-policy", f"(g) TPROXY -> Envoy HTTP, role config + {POLICY_RULES} host rules "
+         "(Host matches the last)", "tproxy", "envoy-policy", targets=("static",)),
+    Path("envoy-tls", "(h) TPROXY -> Envoy TLS port (TLS inspector + tcp_proxy)", "tproxy", "envoy-tls",
+         targets=TLS_TARGETS),
 ]
 
 
-def add_envoy_variant(name, knobs, concurrency, index, targets=tuple(TARGETS)):
+def add_envoy_variant(name, knobs, concurrency, index, targets=HTTP_TARGETS):
     """An extra Envoy HTTP path behind the bench TPROXY rule (tuning candidates)."""
     port, admin = 4990 - index, 19010 + index
     PROXIES.append(Proxy(name, "envoy", port, admin_port=admin, knobs=tuple(knobs),
@@ -76,15 +126,25 @@ def add_envoy_variant(name, knobs, concurrency, index, targets=tuple(TARGETS)):
                       targets=targets))
 
 
-# What the profile counts (tools/bench/instructions.py): each proxy with one worker, on ports of its own.
+# What the profile counts (tools/bench/instructions.py): each proxy with one worker, on ports of its own,
+# against the static responder (HTTP) unless a target is named (TLS keep-alive).
 PROFILED = (
-    ("envoy-role", "Envoy HTTP, role config", "envoy", "http", ()),
+    ("envoy-role", "Envoy HTTP, role config (access log on, stdout)", "envoy", "http", ()),
+    ("envoy-log-off", "Envoy HTTP, role config, access log off", "envoy", "http", (),
+     {"access_log": "off"}),
+    ("envoy-policy", f"Envoy HTTP, role config + {POLICY_RULES} host rules (Host matches the last)",
+     "envoy", "http", (), {"policy": tuple(policy_rules()), "policy_default": "deny",
+                           "headers": (f"Host: {policy_host()}",)}),
     ("envoy-evidence", "Envoy HTTP, role config + evidence headers (the default until 0.1)", "envoy", "http", ()),
     ("envoy-tuned", "Envoy HTTP, tuned knobs", "envoy", "http", "tuned"),
     ("envoy-lean", "Envoy HTTP, lean knobs", "envoy", "http", "lean"),
     ("envoy-generic", "Envoy generic_proxy HTTP/1 (bench only)", "envoy", "http",
      ("generic_proxy_http1",)),
     ("envoy-tcp", "Envoy tcp_proxy (role L4 mode)", "envoy", "tcp", ()),
+    ("envoy-tcp-tls", "Envoy tcp_proxy (role L4 mode), TLS keep-alive", "envoy", "tcp", (),
+     {"target": "tls"}),
+    ("envoy-tls", "Envoy TLS port (TLS inspector + tcp_proxy), TLS keep-alive", "envoy", "tls", (),
+     {"target": "tls"}),
     ("haproxy-http", "HAProxy HTTP", "haproxy", "http", ()),
     ("haproxy-tcp", "HAProxy TCP", "haproxy", "tcp", ()),
 )
@@ -93,11 +153,11 @@ PROFILED = (
 def profiled_proxies(knob_sets):
     """PROFILED as Proxy objects; knob_sets names the knobs of "tuned" and "lean"."""
     proxies = []
-    for i, (name, _label, engine, mode, knobs) in enumerate(PROFILED):
+    for i, (name, _label, engine, mode, knobs, *extra) in enumerate(PROFILED):
         knobs = tuple(knob_sets.get(knobs, ())) if isinstance(knobs, str) else knobs
         proxies.append(Proxy(name, engine, 4980 - i, mode=mode, knobs=knobs, concurrency=1,
                              admin_port=19040 + i if engine == "envoy" else 0,
-                             evidence_headers=name == "envoy-evidence"))
+                             evidence_headers=name == "envoy-evidence", **(extra[0] if extra else {})))
     return proxies
 
 

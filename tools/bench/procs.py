@@ -37,9 +37,10 @@ def listening(host, port, address=None):
 class Process:
     """One bench process in a lab host's netns; a context manager that always stops it."""
 
-    def __init__(self, name, host, argv, port, log_path, address=None):
+    def __init__(self, name, host, argv, port, log_path, address=None, stdout_path=None):
+        """stdout_path: the process's standard output goes there, apart from its log (stderr)."""
         self.name, self.host, self.argv, self.port = name, host, argv, port
-        self.address, self.log_path = address, log_path
+        self.address, self.log_path, self.stdout_path = address, log_path, stdout_path
         self.proc = None
 
     @property
@@ -55,9 +56,12 @@ class Process:
             raise RuntimeError(f"{self.name}: port {self.port} on {self.host} is already taken "
                                "(a bench left behind? see `ss -ltnp` in that netns)")
         log = open(self.log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
-        self.proc = subprocess.Popen(lab.in_netns(self.host, self.argv), stdout=log,  # pylint: disable=consider-using-with
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        out = open(self.stdout_path, "w", encoding="utf-8") if self.stdout_path else None  # pylint: disable=consider-using-with
+        self.proc = subprocess.Popen(lab.in_netns(self.host, self.argv), stdout=out or log,  # pylint: disable=consider-using-with
+                                     stderr=log if out else subprocess.STDOUT, start_new_session=True)
         log.close()
+        if out:
+            out.close()
         return self
 
     def wait_listening(self, timeout):
@@ -71,6 +75,16 @@ class Process:
                 raise RuntimeError(f"{self.name} did not listen on :{self.port} within {timeout}s")
             time.sleep(0.05)
         return self
+
+    def stdout_lines(self):
+        """Lines written to stdout_path so far (None without one)."""
+        if not self.stdout_path:
+            return None
+        try:
+            with open(self.stdout_path, "rb") as f:
+                return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        except OSError:
+            return 0
 
     def tail_log(self, lines=15):
         try:

@@ -20,9 +20,62 @@ BEGIN, END = "<!-- BEGIN bench: latest -->", "<!-- END bench: latest -->"
 README_PATHS = ("direct", "envoy-tproxy", "envoy-redirect", "haproxy-http", "envoy-tcp", "haproxy-tcp")
 
 
-def _row(summary, path, conns):
-    return next((r for r in summary if r["target"] == "static" and r["path"] == path
+def _row(summary, path, conns, target="static"):
+    return next((r for r in summary if r["target"] == target and r["path"] == path
                  and r["conns"] == conns), None)
+
+
+# Issue 16's costs: (label, data path, target, connections, profiled proxy or None).
+FEATURE_ROWS = (
+    ("role defaults: access log on (`stdout`), no policy", "envoy-tproxy", "static", 64, "envoy-role"),
+    ("`router_access_log: off`", "envoy-log-off", "static", 64, "envoy-log-off"),
+    ("`router_policy` of 100 `hosts` rules, Host matching the last (default deny), access log on",
+     "envoy-policy", "static", 64, "envoy-policy"),
+    ("L4 port (`router_intercept_l4_ports`), HTTPS keep-alive", "envoy-tcp", "tls", 64, "envoy-tcp-tls"),
+    ("TLS port (`router_intercept_tls_ports`: TLS inspector, SNI), HTTPS keep-alive", "envoy-tls", "tls", 64,
+     "envoy-tls"),
+    ("L4 port, HTTPS with a new connection per request", "envoy-tcp", "tls-new", 16, None),
+    ("TLS port, HTTPS with a new connection per request", "envoy-tls", "tls-new", 16, None),
+)
+
+
+def feature_costs(results):
+    """Markdown: what the access log, a policy of 100 host rules and the TLS port cost (issue 16),
+    and one sentence on the defaults against the access log off. Empty without those paths."""
+    summary, profiled = results["summary"], results.get("profile") or {}
+    if not any(_row(summary, path, conns, target) for _l, path, target, conns, _c in FEATURE_ROWS[1:]):
+        return []  # a run from before these paths: its role config had no access log at all
+    rows = []
+    for label, path, target, conns, counted in FEATURE_ROWS:
+        row = _row(summary, path, conns, target)
+        if not row:
+            continue
+        instr = profiled.get(counted, {}).get("per_request") if counted else None
+        rows.append(f"| {label} | {target} | {conns} | {row['rps']:.0f} | {report.fmt(row['x_direct'], '.2f')} | "
+                    f"{report.fmt(row['cpu_us_per_req'], '.1f')} | {report.fmt(instr, ',')} |")
+    lines = ["What the access log, a policy and the TLS port cost (Envoy as the role configures it; "
+             "`stdout` is Envoy's standard output, a file here, without the container runtime's share; "
+             "targets as in `tools/bench/results/latest.md`: static nginx, the same over TLS):", "",
+             "| configuration | target | conns | req/s | × direct | proxy CPU µs/request | instructions/request |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
+    sentence = defaults_sentence(results)
+    return lines + ([sentence, ""] if sentence else [])
+
+
+def defaults_sentence(results):
+    """The defaults' cost against the access log off, from the measured rows (None if missing)."""
+    on, off = _row(results["summary"], "envoy-tproxy", 64), _row(results["summary"], "envoy-log-off", 64)
+    profiled = results.get("profile") or {}
+    i_on = profiled.get("envoy-role", {}).get("per_request")
+    i_off = profiled.get("envoy-log-off", {}).get("per_request")
+    if not (on and off and on["cpu_us_per_req"] and off["cpu_us_per_req"] and i_on and i_off):
+        return None
+    return (f"The defaults (access log on, to `stdout`; no policy) cost {on['cpu_us_per_req']:.1f} µs of "
+            f"Envoy's CPU and {i_on:,} instructions per HTTP request, against {off['cpu_us_per_req']:.1f} µs "
+            f"and {i_off:,} with `router_access_log: off`: the access log adds "
+            f"{on['cpu_us_per_req'] - off['cpu_us_per_req']:+.1f} µs ({on['cpu_us_per_req'] / off['cpu_us_per_req'] - 1:+.0%}) "
+            f"and {i_on - i_off:+,} instructions ({i_on / i_off - 1:+.0%}) per request "
+            "(the instruction count repeats to about 1 %, the CPU time to about ±20 %).")
 
 
 def section(results):
@@ -46,6 +99,7 @@ def section(results):
                      f"{report.fmt(row64['cpu_us_per_req'], '.1f')} | "
                      f"{report.fmt(added, '+.3f')}{' ms' if added is not None else ''} |")
     lines.append("")
+    lines += feature_costs(results)
     lines += report.profile_markdown(results.get("profile"))
     steps = {s["name"]: s["seconds"] for s in (results.get("control") or {}).get("steps", [])}
     wanted = [("site.yml cold", "`site.yml` cold"), ("site.yml warm (changed=0 expected)", "warm"),

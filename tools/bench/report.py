@@ -33,14 +33,16 @@ def profile_markdown(profiled):
     """Instructions per request (callgrind), each against HAProxy in the same mode."""
     if not profiled:
         return []
+    tls = any(p.get("target", "static") != "static" for p in profiled.values())
     lines = ["Instructions per request in the proxy's own code (callgrind, one worker, wrk -c16 "
-             "against the static responder; the kernel's share is not counted; deterministic, "
-             "unlike the CPU times above):", "",
+             "against the static responder" + (", or the same over TLS where the row says so" if tls else "")
+             + "; the kernel's share is not counted; deterministic, unlike the CPU times above):", "",
              "| proxy | knobs | instructions/request | × HAProxy (same mode) |",
              "| --- | --- | ---: | ---: |"]
     haproxy = {p["mode"]: p["per_request"] for p in profiled.values() if p["engine"] == "haproxy"}
     for p in profiled.values():
-        base = haproxy.get(p["mode"])
+        # HAProxy is counted against the static responder only: no ratio for another load.
+        base = haproxy.get(p["mode"]) if p.get("target", "static") == "static" else None
         lines.append(f"| {p['label']} | {', '.join(p['knobs']) or 'none'} | {p['per_request']:,} | "
                      f"{fmt(p['per_request'] / base if base else None, '.1f')} |")
     return lines + [""]
@@ -78,14 +80,25 @@ def markdown(results):
                   "by its `render` entry point with the lab's variables, then edited by the knobs):", ""]
         for name, p in results["proxies"].items():
             knobs = ", ".join(p["knobs"]) or "none"
+            extra = ""
+            if "access_log" in p:
+                extra = f", access log: {p['access_log']}, policy rules: {p.get('policy_rules', 0)}"
+                extra += f", sends {', '.join(p['headers'])}" if p.get("headers") else ""
             lines.append(f"- `{name}`: {p['engine']} {p['mode']}, knobs: {knobs}, "
-                         f"concurrency: {p['concurrency']}")
+                         f"concurrency: {p['concurrency']}{extra}")
         used = sorted({k for p in [*results["proxies"].values(), *results.get("profile", {}).values()]
                        for k in p["knobs"]})
         if used:
             lines += ["", "Knobs:", ""]
             lines += [f"- `{k}`: {configs.KNOBS[k].__doc__.strip()}" for k in used if k in configs.KNOBS]
         lines.append("")
+    logged = results.get("access_log_lines")
+    if logged:
+        lines += ["Access log lines written (`stdout`: Envoy's standard output, a file in the bench's "
+                  "work directory): " + ", ".join(f"`{n}` {c:,}" for n, c in logged.items()), ""]
+    for target, check in (results.get("policy_checks") or {}).items():
+        lines += [f"Policy in force on `{check['path']}` ({target}): the allowed Host answered "
+                  f"{check['allowed_host']}, a request without it {check['without_it']}.", ""]
     lines += profile_markdown(results.get("profile"))
     control = results.get("control")
     if control:

@@ -59,11 +59,15 @@ def envoy_binary():
 def build_processes(proxies, targets, workdir):
     """Bench processes (not started): nginx on the web host, the proxies on the router."""
     processes = {}
-    if "static" in targets:
+    if "static" in targets or any(paths.TARGETS[t].get("tls") for t in targets):
         tmp = os.path.join(workdir, "nginx-tmp")
         os.makedirs(tmp, exist_ok=True)
+        tls = {}
+        if any(paths.TARGETS[t].get("tls") for t in targets):
+            cert, key = configs.tls_certificate(workdir, paths.TLS_NAME)
+            tls = {"tls_port": paths.TLS_PORT, "cert": cert, "key": key}
         cfg = configs.write(os.path.join(workdir, "nginx.conf"),
-                            configs.nginx_config(lab.WEB, paths.STATIC_PORT, workdir))
+                            configs.nginx_config(lab.WEB, paths.STATIC_PORT, workdir, **tls))
         processes["nginx"] = procs.Process(
             "nginx", "web", ["nginx", "-c", cfg, "-g", "daemon off;"], paths.STATIC_PORT,
             os.path.join(workdir, "nginx.log"), address=lab.WEB)
@@ -71,6 +75,7 @@ def build_processes(proxies, targets, workdir):
     role_args = configs.role_envoy_args(next(iter(role_dirs.values()))) if role_dirs else []
     for p in proxies:
         logfile = os.path.join(workdir, f"{p.name}.log")
+        stdout = None
         if p.engine == "envoy":
             cfg = os.path.join(workdir, f"{p.name}.yaml")
             configs.dump(configs.apply_knobs(configs.load(os.path.join(role_dirs[p.name], "envoy-static.yaml")),
@@ -82,12 +87,17 @@ def build_processes(proxies, targets, workdir):
                 args += ["--concurrency", str(p.concurrency)]
             # No hot restart: no shared memory or domain socket shared with any other Envoy.
             argv = [envoy_binary(), "-c", cfg, *args, "--disable-hot-restart"]
+            # The role's `stdout` access log: the container's stdout, which Docker's log driver
+            # stores; here Envoy's stdout is a file of its own in the work directory.
+            if configs.stdout_access_log(configs.load(cfg)):
+                stdout = os.path.join(workdir, f"{p.name}.access.log")
         else:
             cfg = configs.write(os.path.join(workdir, f"{p.name}.cfg"),
                                 configs.haproxy_config(p.mode, p.port,
                                                        p.concurrency or os.cpu_count(), workdir))
             argv = ["haproxy", "-db", "-f", cfg]
-        processes[p.name] = procs.Process(p.name, "router", argv, p.port, logfile, address=p.address)
+        processes[p.name] = procs.Process(p.name, "router", argv, p.port, logfile, address=p.address,
+                                          stdout_path=stdout)
         processes[p.name].config = cfg
         processes[p.name].role_rules = configs.read(os.path.join(role_dirs[p.name], "rules.v4"))
     return processes
@@ -98,16 +108,8 @@ def render_role(proxies, workdir):
     and the rule set that hands the targets' ports to that proxy. Returns {proxy name: dir}."""
     if not proxies:
         return {}
-    # An Envoy in tcp mode is the role's L4 mode: the same ports in router_intercept_l4_ports.
-    ports = sorted({t["port"] for t in paths.TARGETS.values()})
-    renders = []
-    for p in proxies:
-        render = {"dir": os.path.join(workdir, "role", p.name), "proxy_address": p.address,
-                  "proxy_port": p.port, "intercept_ports": [] if p.mode == "tcp" else ports,
-                  "l4_ports": ports if p.mode == "tcp" else [], "evidence_headers": p.evidence_headers}
-        if p.engine == "envoy":
-            render["admin_port"] = p.admin_port
-        renders.append(render)
+    settings = lab.router_settings()
+    renders = [configs.render_item(p, os.path.join(workdir, "role", p.name), settings) for p in proxies]
     configs.render_role(renders, workdir)
     missing = rules.missing_policy_routing(renders[0]["dir"])
     if missing:
@@ -116,23 +118,25 @@ def render_role(proxies, workdir):
     return {p.name: r["dir"] for p, r in zip(proxies, renders)}
 
 
-def probe(url, attempts=2):
+def probe(url, attempts=2, headers=()):
     """One request on the path about to be measured: (status, headers).
 
     Retried once: httpbin is a single synchronous gunicorn worker that one idle connection
     (anyone's) holds up for a while.
     """
     for attempt in range(attempts):
-        status, head = _probe_once(url)
+        status, head = _probe_once(url, headers)
         if status == "200" or attempt == attempts - 1:
             return status, head
         time.sleep(1)
     return status, head
 
 
-def _probe_once(url):
+def _probe_once(url, headers=()):
+    # -k: the TLS target's certificate is the bench's own, self-signed.
+    extra = [arg for header in headers for arg in ("-H", header)] + (["-k"] if url.startswith("https:") else [])
     res = lab.run(lab.in_netns("client", ["curl", "-sS", "-o", "/dev/null", "-D", "-",
-                                          "--max-time", "5", url]), check=False)
+                                          "--max-time", "5", *extra, url]), check=False)
     status = res.stdout.split(" ", 2)[1] if res.stdout.startswith("HTTP/") else res.stderr.strip()
     return status, res.stdout
 
@@ -169,13 +173,20 @@ def envoy_counters(proxy):
             if "name" in s and s["name"].endswith(wanted) and s.get("value")}
 
 
+def request_headers(path, target):
+    """What wrk and the probe send on a path to a target: the proxy's headers (a policy's Host),
+    then the target's (Connection: close)."""
+    proxy = paths.proxy(path.proxy) if path.proxy not in ("", "product") else None
+    return tuple(proxy.headers if proxy else ()) + tuple(paths.TARGETS[target].get("headers", ()))
+
+
 def data_path(args, workdir):
     selected = [p for p in paths.PATHS if not args.paths or p.name in args.paths]
     targets = [t for t in args.targets if any(t in p.targets for p in selected)]
-    proxies = [paths.proxy(n) for n in dict.fromkeys(p.proxy for p in selected)
+    proxies = [paths.proxy(n) for n in dict.fromkeys(p.proxy for p in selected if set(p.targets) & set(targets))
                if n and n != "product"]
     processes = build_processes(proxies, targets, workdir)
-    runs, failures, counters, contracts = [], [], {}, {}
+    runs, failures, counters, contracts, policy_checks = [], [], {}, {}, {}
     quiet_waited = 0.0
     saved_sysctls = {}
     try:
@@ -193,13 +204,23 @@ def data_path(args, workdir):
                     proxy = paths.proxy(path.proxy) if path.proxy not in ("", "product") else None
                     pid = product_pid if path.proxy == "product" else (
                         processes[proxy.name].pid if proxy else None)
+                    headers = request_headers(path, target)
                     rules.use(path.kind, spec["port"], proxy.port if proxy else None,
                               processes[proxy.name].role_rules if proxy else "")
-                    status = probe(spec["url"])[0]
+                    status = probe(spec["url"], headers=headers)[0]
                     if status != "200":
                         failures.append(f"{path.name} -> {target}: probe answered {status}")
                         log(failures[-1])
                         continue
+                    if proxy and proxy.policy and rep == 0 and target not in policy_checks:
+                        # The policy is in force: without the allowed Host, the default denies.
+                        denied = probe(spec["url"], attempts=1,
+                                       headers=paths.TARGETS[target].get("headers", ()))[0]
+                        policy_checks[target] = {"path": path.name, "allowed_host": status,
+                                                 "without_it": denied}
+                        if denied != "403":
+                            failures.append(f"{path.name} -> {target}: the policy is not in force "
+                                            f"(a request without the allowed Host answered {denied})")
                     if target == "httpbin" and rep == 0 and path.proxy and (
                             path.proxy == "product" or (proxy.engine, proxy.mode) == ("envoy", "http")):
                         problems = contract(spec["url"].rsplit("/", 1)[0])
@@ -212,7 +233,8 @@ def data_path(args, workdir):
                         budget = max(0.0, args.quiet_budget - quiet_waited)
                         pre_busy, waited = load.wait_quiet(args.quiet, min(args.quiet_wait, budget))
                         quiet_waited += waited
-                        r = load.run_wrk(spec["url"], conns, args.duration, pids=[pid] if pid else [])
+                        r = load.run_wrk(spec["url"], conns, args.duration, pids=[pid] if pid else [],
+                                         headers=headers)
                         cpu = r["cpu_s"].get(str(pid)) if pid else None
                         r["cpu_us_per_req"] = (cpu / r["requests"] * 1e6) if cpu is not None and r["requests"] else None
                         r.update(path=path.name, target=target, conns=conns, repeat=rep,
@@ -238,7 +260,20 @@ def data_path(args, workdir):
             process.stop()
         if rules.present():
             failures.append("bench iptables chains are still on the router")
-    return selected, targets, proxies, processes, runs, failures, counters, contracts
+    access_logs = access_log_lines(proxies, processes)
+    for name, lines in access_logs.items():
+        if lines == 0 and any(r["path"] == name for r in runs):
+            failures.append(f"{name}: its access log is on (stdout) but Envoy wrote no line")
+    return (selected, targets, proxies, processes, runs, failures, counters, contracts,
+            {"access_log_lines": access_logs, "policy_checks": policy_checks})
+
+
+def access_log_lines(proxies, processes):
+    """{proxy: lines its stdout access log holds} for the proxies that log to stdout.
+
+    Envoy flushes its access log at least every 10 s and when it stops: read after the stop."""
+    return {p.name: processes[p.name].stdout_lines() for p in proxies
+            if p.name in processes and processes[p.name].stdout_path}
 
 
 def profile_setup(args, workdir):
@@ -247,9 +282,11 @@ def profile_setup(args, workdir):
     proxies = paths.profiled_proxies(knob_sets)
     if args.smoke:  # the product's config only: the machinery works, within the smoke's minute
         proxies = [p for p in proxies if p.name == "envoy-role"]
+    elif args.profiled:
+        proxies = [p for p in proxies if p.name in args.profiled]
     subdir = os.path.join(workdir, "profile")
     os.makedirs(subdir, exist_ok=True)
-    processes = build_processes(proxies, ["static"], subdir)
+    processes = build_processes(proxies, sorted({"static", *(p.target for p in proxies)}), subdir)
     nginx = processes.pop("nginx")
     return {"proxies": proxies, "processes": processes, "nginx": nginx,
             "prefixes": instructions.under_callgrind(processes, subdir)}
@@ -273,13 +310,14 @@ def profile_phase(args, setup):
         start_profiled(setup)
         rules.install()
         setup["nginx"].start()
-        counted = instructions.measure(setup["processes"], setup["prefixes"], log, short=args.smoke)
+        counted = instructions.measure(setup["processes"], setup["prefixes"], log, short=args.smoke,
+                                       loads={p.name: instructions.load_for(p) for p in setup["proxies"]})
     finally:  # the proxies themselves are stopped by main(), whatever happens
         rules.remove()
         setup["nginx"].stop()
     for p in setup["proxies"]:
         counted[p.name].update(label=paths.profiled_label(p.name), engine=p.engine, mode=p.mode,
-                               knobs=list(p.knobs))
+                               knobs=list(p.knobs), target=p.target)
     return counted
 
 
@@ -306,6 +344,8 @@ def parse_args(argv):
     ap.add_argument("--no-control", action="store_true", help="skip the control path (playbook timings)")
     ap.add_argument("--no-profile", action="store_true",
                     help="skip the instruction counts under callgrind (tools/bench/instructions.py)")
+    ap.add_argument("--profiled", type=lambda s: s.split(","), default=None,
+                    help=f"subset of the profiled proxies: {', '.join(e[0] for e in paths.PROFILED)}")
     ap.add_argument("--lab-cycle", action="store_true",
                     help="control path also runs tools/lab/lab.sh down + up once (make lab from nothing)")
     ap.add_argument("--reconverge", action="store_true",
@@ -319,6 +359,9 @@ def parse_args(argv):
     for t in args.targets:
         if t not in paths.TARGETS:
             ap.error(f"unknown target {t}")
+    for name in args.profiled or ():
+        if name not in {e[0] for e in paths.PROFILED}:
+            ap.error(f"unknown profiled proxy {name}")
     return args
 
 
@@ -360,7 +403,8 @@ def main(argv=None):
                 profiling = profile_setup(args, workdir)
                 if args.smoke:  # valgrind's slow start overlaps the smoke's data path (not timed)
                     launch_profiled(profiling)
-            selected, targets, proxies, processes, runs, failures, counters, contracts = data_path(args, workdir)
+            (selected, targets, proxies, processes, runs, failures, counters, contracts,
+             checks) = data_path(args, workdir)
         except (RuntimeError, OSError) as exc:
             log(f"FAILED: {exc}\n  (logs in {workdir}; the bench's rules and processes were removed)")
             return 1
@@ -382,12 +426,16 @@ def main(argv=None):
         "paths": {p.name: {"label": p.label, "kind": p.kind, "proxy": p.proxy} for p in selected},
         "proxies": {p.name: {"engine": p.engine, "mode": p.mode, "knobs": list(p.knobs),
                              "concurrency": p.concurrency or "role default (all CPUs)",
+                             **({"access_log": p.access_log or lab.router_settings()["router_access_log"],
+                                 "policy_rules": len(p.policy), "headers": list(p.headers)}
+                                if p.engine == "envoy" else {}),
                              "argv": processes[p.name].argv} for p in proxies},
         "targets": {t: paths.TARGETS[t] for t in targets},
         "runs": runs,
         "summary": report.summarize(runs),
         "envoy_counters": counters,
         "transparency_problems": contracts,
+        **checks,
         "data_path_seconds": round(data_seconds, 1),
         "profile": profiled,
     }
