@@ -77,6 +77,40 @@ def envoy_container_pid():
     return int(state["Pid"])
 
 
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _ppid(pid):
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def log_carriers(envoy_pid):
+    """{name: PID} of what carries the product container's standard output into its log: the
+    container's shim (its parent; it copies the output to the engine) and the router's dockerd
+    (its log driver writes the file). Either is left out when it cannot be found for certain."""
+    found = {}
+    try:
+        shim = _ppid(envoy_pid)
+    except (OSError, ValueError, IndexError):
+        shim = None
+    if shim and _comm(shim).startswith("containerd-shim"):
+        found["containerd-shim"] = shim
+    try:
+        with open(os.path.join(LAB_DIR, "router", "dockerd.pid"), encoding="ascii") as f:
+            dockerd = int(f.read().strip())
+    except (OSError, ValueError):
+        dockerd = None
+    if dockerd and _comm(dockerd) == "dockerd":
+        found["dockerd"] = dockerd
+    return found
+
+
 def admin_get(path, host="router", base=ENVOY_ADMIN):
     """GET on an Envoy admin endpoint bound to loopback inside the router's netns."""
     res = run(in_netns(host, ["curl", "-sS", "--max-time", "2", base + path]), check=False)

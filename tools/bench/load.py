@@ -89,5 +89,8 @@ def median_run(runs):
     out["requests"] = sum(r["requests"] for r in runs)
     per_req = [r["cpu_us_per_req"] for r in runs if r.get("cpu_us_per_req") is not None]
     out["cpu_us_per_req"] = statistics.median(per_req) if per_req else None
+    carried = [r["carrier_cpu_us_per_req"] for r in runs if r.get("carrier_cpu_us_per_req") is not None]
+    if carried:  # the lab's container only: its log's way through containerd-shim and dockerd
+        out["carrier_cpu_us_per_req"] = statistics.median(carried)
     out["repeats"] = len(runs)
     return out

@@ -58,8 +58,22 @@ def feature_costs(results):
              "targets as in `tools/bench/results/latest.md`: static nginx, the same over TLS):", "",
              "| configuration | target | conns | req/s | × direct | proxy CPU µs/request | instructions/request |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
-    sentence = defaults_sentence(results)
+    sentence = " ".join(filter(None, (defaults_sentence(results), carrier_sentence(results))))
     return lines + ([sentence, ""] if sentence else [])
+
+
+def carrier_sentence(results):
+    """What the lab's container runtime spent carrying the stdout log (path b', httpbin), if measured."""
+    rows = sorted((r for r in results["summary"] if r["path"] == "envoy-product"
+                   and r.get("carrier_cpu_us_per_req") is not None), key=lambda r: -r["conns"])
+    if not rows:
+        return None
+    row = rows[0]
+    return (f"In the lab's own container (path b', httpbin, {row['conns']} connections) "
+            f"{' and '.join(results.get('log_carriers') or ['the container runtime'])} spent a further "
+            f"{row['carrier_cpu_us_per_req']:.1f} µs per request carrying that log (Envoy itself "
+            f"{report.fmt(row['cpu_us_per_req'], '.1f')} µs there), part of which is their own "
+            "background work.")
 
 
 def defaults_sentence(results):

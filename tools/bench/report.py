@@ -92,6 +92,12 @@ def markdown(results):
             lines += ["", "Knobs:", ""]
             lines += [f"- `{k}`: {configs.KNOBS[k].__doc__.strip()}" for k in used if k in configs.KNOBS]
         lines.append("")
+    carried = [r for r in results["summary"] if r.get("carrier_cpu_us_per_req") is not None]
+    if carried:
+        lines += ["The lab's container writes its access log to `stdout`: "
+                  + ", ".join(results.get("log_carriers") or ["its runtime"]) + " carrying it used "
+                  + "; ".join(f"{r['carrier_cpu_us_per_req']:.1f} µs/request ({r['target']}, {r['conns']} conns)"
+                              for r in carried) + ", besides Envoy's own CPU in the table.", ""]
     logged = results.get("access_log_lines")
     if logged:
         lines += ["Access log lines written (`stdout`: Envoy's standard output, a file in the bench's "

@@ -186,7 +186,7 @@ def data_path(args, workdir):
     proxies = [paths.proxy(n) for n in dict.fromkeys(p.proxy for p in selected if set(p.targets) & set(targets))
                if n and n != "product"]
     processes = build_processes(proxies, targets, workdir)
-    runs, failures, counters, contracts, policy_checks = [], [], {}, {}, {}
+    runs, failures, counters, contracts, policy_checks, carriers = [], [], {}, {}, {}, {}
     quiet_waited = 0.0
     saved_sysctls = {}
     try:
@@ -195,8 +195,9 @@ def data_path(args, workdir):
         for process in processes.values():
             process.start()
         product_pid = lab.envoy_container_pid()
+        carriers = lab.log_carriers(product_pid)
         log(f"started {', '.join(f'{n} ({p.pid})' for n, p in processes.items())}; "
-            f"product Envoy {product_pid}")
+            f"product Envoy {product_pid}; its log carried by {carriers or 'nothing found'}")
         for rep in range(args.repeats):
             for target in targets:
                 spec = paths.TARGETS[target]
@@ -233,10 +234,14 @@ def data_path(args, workdir):
                         budget = max(0.0, args.quiet_budget - quiet_waited)
                         pre_busy, waited = load.wait_quiet(args.quiet, min(args.quiet_wait, budget))
                         quiet_waited += waited
-                        r = load.run_wrk(spec["url"], conns, args.duration, pids=[pid] if pid else [],
+                        # The lab's container: also what carries its stdout (the access log) into its log.
+                        extra = list(carriers.values()) if path.proxy == "product" else []
+                        r = load.run_wrk(spec["url"], conns, args.duration, pids=([pid] if pid else []) + extra,
                                          headers=headers)
                         cpu = r["cpu_s"].get(str(pid)) if pid else None
                         r["cpu_us_per_req"] = (cpu / r["requests"] * 1e6) if cpu is not None and r["requests"] else None
+                        if extra and r["requests"]:
+                            r["carrier_cpu_us_per_req"] = sum(r["cpu_s"][str(p)] for p in extra) / r["requests"] * 1e6
                         r.update(path=path.name, target=target, conns=conns, repeat=rep,
                                  busy_before=pre_busy, waited_s=waited)
                         runs.append(r)
@@ -265,7 +270,8 @@ def data_path(args, workdir):
         if lines == 0 and any(r["path"] == name for r in runs):
             failures.append(f"{name}: its access log is on (stdout) but Envoy wrote no line")
     return (selected, targets, proxies, processes, runs, failures, counters, contracts,
-            {"access_log_lines": access_logs, "policy_checks": policy_checks})
+            {"access_log_lines": access_logs, "policy_checks": policy_checks,
+             "log_carriers": sorted(carriers)})
 
 
 def access_log_lines(proxies, processes):

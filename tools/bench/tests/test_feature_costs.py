@@ -222,3 +222,24 @@ def test_profile_table_compares_only_the_static_load_with_haproxy():
 def test_tls_targets_are_https_on_the_tls_port(target):
     spec = paths.TARGETS[target]
     assert spec["url"].startswith("https://") and spec["port"] == paths.TLS_PORT and spec["tls"]
+
+
+def test_the_container_runtimes_share_is_reported_when_measured():
+    results = _results()
+    assert readme.carrier_sentence(results) is None
+    results["summary"].append({**_row("envoy-product", "httpbin", 16, 900.0, 120.0), "carrier_cpu_us_per_req": 14.04})
+    results["summary"].append({**_row("envoy-product", "httpbin", 1, 300.0, 150.0), "carrier_cpu_us_per_req": 30.0})
+    results["log_carriers"] = ["containerd-shim", "dockerd"]
+    sentence = readme.carrier_sentence(results)
+    assert "(path b', httpbin, 16 connections) containerd-shim and dockerd spent a further 14.0 µs" in sentence
+    assert "(Envoy itself 120.0 µs there)" in sentence
+    assert sentence in "\n".join(readme.feature_costs(results))
+
+
+def test_median_run_keeps_the_carriers_share_only_where_measured():
+    runs = [{"rps": 1.0, "p50_ms": 1.0, "p99_ms": 1.0, "machine_busy": 0.5, "errors": 0, "requests": 10,
+             "cpu_us_per_req": 5.0, "carrier_cpu_us_per_req": c} for c in (3.0, 1.0, 2.0)]
+    assert load.median_run(runs)["carrier_cpu_us_per_req"] == 2.0
+    for r in runs:
+        del r["carrier_cpu_us_per_req"]
+    assert "carrier_cpu_us_per_req" not in load.median_run(runs)
