@@ -26,8 +26,9 @@ HCM = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
 
 
-def render_role(renders, workdir):
-    """The router role's public `render` entry point, once per item of renders.
+def render_role(renders, workdir, jobs=0):
+    """The router role's public `render` entry point, once per item of renders (in `jobs`
+    ansible-playbook runs side by side; 0: one per CPU).
 
     renders: list of dicts with dir (where the role writes), proxy_address, proxy_port,
     intercept_ports, l4_ports, evidence_headers, and for Envoy proxies admin_port, tls_ports,
@@ -38,16 +39,25 @@ def render_role(renders, workdir):
     envoy.yaml, lds.yaml, cds.yaml, envoy-static.yaml (the bench runs this one), envoy-args.json,
     rules.v4, netstate.json.
     """
-    varfile = os.path.join(workdir, "render-vars.json")
-    with open(varfile, "w", encoding="utf-8") as f:
-        json.dump({"bench_renders": renders}, f)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
-    argv = ["ansible-playbook", "-i", INVENTORY, "-e", f"@{varfile}",
-            os.path.join(TEMPLATES, "render_router.yml")]
-    res = subprocess.run(argv, env=env, cwd=REPO, text=True, capture_output=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError("rendering the router role (tasks_from: render) failed:\n"
-                           + res.stdout[-3000:] + res.stderr[-2000:])
+    # Rendering is about 5 s of CPU per item: one ansible-playbook per CPU, each with its share.
+    chunks = [renders[i::jobs or os.cpu_count() or 1] for i in range(jobs or os.cpu_count() or 1)]
+    running = []
+    for i, chunk in enumerate(c for c in chunks if c):
+        varfile = os.path.join(workdir, f"render-vars-{i}.json")
+        with open(varfile, "w", encoding="utf-8") as f:
+            json.dump({"bench_renders": chunk}, f)
+        argv = ["ansible-playbook", "-i", INVENTORY, "-e", f"@{varfile}",
+                os.path.join(TEMPLATES, "render_router.yml")]
+        running.append(subprocess.Popen(argv, env=env, cwd=REPO, text=True,  # pylint: disable=consider-using-with
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    failed = []
+    for proc in running:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            failed.append(out[-3000:] + err[-2000:])
+    if failed:
+        raise RuntimeError("rendering the router role (tasks_from: render) failed:\n" + "\n".join(failed))
     missing = [r["dir"] for r in renders if not os.path.isfile(os.path.join(r["dir"], "rules.v4"))]
     if missing:
         raise RuntimeError(f"the router role rendered nothing into {', '.join(missing)}")

@@ -148,7 +148,7 @@ def plot(results, path):
                     values.append(r[key] if r and r[key] is not None else 0)
                 # One colour per path in every panel, whichever paths a target has.
                 ax.bar([x + i * width for x in range(len(conns))], values, width, label=name,
-                       color=plt.get_cmap("tab10")(order.index(name) % 10))
+                       color=plt.get_cmap("tab20" if len(order) > 10 else "tab10")(order.index(name) % 20))
             ax.set_xticks([x + width * (len(present) - 1) / 2 for x in range(len(conns))])
             ax.set_xticklabels([f"c={c}" for c in conns])
             ax.set_title(f"{results['targets'][target]['label']}: {title}")

@@ -103,74 +103,40 @@ def build_processes(proxies, targets, workdir):
     return processes
 
 
-def render_role(proxies, workdir):
-    """The router role rendered (tasks_from: render) once per bench proxy: Envoy's configuration
-    and the rule set that hands the targets' ports to that proxy. Returns {proxy name: dir}."""
-    if not proxies:
-        return {}
+# {(workdir, proxy name): render dir}: prerender() renders every proxy of a run in one go.
+RENDERED = {}
+
+
+def prerender(groups):
+    """Render the role for every (proxies, workdir) of groups at once (configs.render_role runs
+    ansible-playbook in parallel), so that build_processes finds each proxy's files ready."""
     settings = lab.router_settings()
-    renders = [configs.render_item(p, os.path.join(workdir, "role", p.name), settings) for p in proxies]
-    configs.render_role(renders, workdir)
+    todo = [(p, w) for proxies, w in groups for p in proxies if (w, p.name) not in RENDERED]
+    if not todo:
+        return
+    renders = [configs.render_item(p, os.path.join(w, "role", p.name), settings) for p, w in todo]
+    configs.render_role(renders, os.path.commonpath([w for _p, w in todo]))
     missing = rules.missing_policy_routing(renders[0]["dir"])
     if missing:
         raise lab.LabNotReady(f"the router lacks the role's policy rule {missing}: "
                               "site.yml is not applied with the lab's current variables")
-    return {p.name: r["dir"] for p, r in zip(proxies, renders)}
+    RENDERED.update({(w, p.name): r["dir"] for (p, w), r in zip(todo, renders)})
 
 
-def probe(url, attempts=2, headers=()):
-    """One request on the path about to be measured: (status, headers).
-
-    Retried once: httpbin is a single synchronous gunicorn worker that one idle connection
-    (anyone's) holds up for a while.
-    """
-    for attempt in range(attempts):
-        status, head = _probe_once(url, headers)
-        if status == "200" or attempt == attempts - 1:
-            return status, head
-        time.sleep(1)
-    return status, head
+def render_role(proxies, workdir):
+    """The router role rendered (tasks_from: render) once per bench proxy: Envoy's configuration
+    and the rule set that hands the targets' ports to that proxy. Returns {proxy name: dir}."""
+    prerender([(proxies, workdir)])
+    return {p.name: RENDERED[(workdir, p.name)] for p in proxies}
 
 
-def _probe_once(url, headers=()):
-    # -k: the TLS target's certificate is the bench's own, self-signed.
-    extra = [arg for header in headers for arg in ("-H", header)] + (["-k"] if url.startswith("https:") else [])
-    res = lab.run(lab.in_netns("client", ["curl", "-sS", "-o", "/dev/null", "-D", "-",
-                                          "--max-time", "5", *extra, url]), check=False)
-    status = res.stdout.split(" ", 2)[1] if res.stdout.startswith("HTTP/") else res.stderr.strip()
-    return status, res.stdout
-
-
-# What curl sends; httpbin's /headers lists what arrived.
-CLIENT_HEADERS = ("Accept", "Host", "User-Agent")
-
-
-def contract(url_base):
-    """The transparent hop verify.yml relies on: the web server sees only the headers the client
-    sent, and the client gets the server's own Server header, not `server: envoy`."""
-    res = lab.run(lab.in_netns("client", ["curl", "-sS", "-D", "-", "--max-time", "5",
-                                          url_base + "/headers"]), check=False)
-    head, body = (res.stdout.split("\n\n", 1) + [""])[:2]  # text mode: CRLF read as LF
-    try:
-        seen = json.loads(body)["headers"]
-    except (ValueError, KeyError):
-        return ["no header list from httpbin /headers"]
-    problems = [f"added header {name}" for name in sorted(seen) if name not in CLIENT_HEADERS]
-    if "\nserver: envoy" in head.lower():
-        problems.append("server: envoy")
-    return problems
-
-
-def envoy_counters(proxy):
-    """Counters that show where Envoy's work goes (connections vs requests, reuse)."""
-    code, body = lab.admin_get("/stats?format=json", base=f"http://127.0.0.1:{proxy.admin_port}")
-    if code != 0:
-        return {}
-    wanted = ("downstream_cx_total", "downstream_rq_total", "upstream_cx_total", "upstream_rq_total",
-              "no_filter_chain_match", "downstream_cx_overflow", "upstream_cx_connect_fail")
-    stats = json.loads(body).get("stats", [])
-    return {s["name"]: s["value"] for s in stats
-            if "name" in s and s["name"].endswith(wanted) and s.get("value")}
+def data_path_selection(args):
+    """(paths, targets, proxies) the data path measures."""
+    selected = [p for p in paths.PATHS if not args.paths or p.name in args.paths]
+    targets = [t for t in args.targets if any(t in p.targets for p in selected)]
+    proxies = [paths.proxy(n) for n in dict.fromkeys(p.proxy for p in selected if set(p.targets) & set(targets))
+               if n and n != "product"]
+    return selected, targets, proxies
 
 
 def request_headers(path, target):
@@ -181,10 +147,7 @@ def request_headers(path, target):
 
 
 def data_path(args, workdir):
-    selected = [p for p in paths.PATHS if not args.paths or p.name in args.paths]
-    targets = [t for t in args.targets if any(t in p.targets for p in selected)]
-    proxies = [paths.proxy(n) for n in dict.fromkeys(p.proxy for p in selected if set(p.targets) & set(targets))
-               if n and n != "product"]
+    selected, targets, proxies = data_path_selection(args)
     processes = build_processes(proxies, targets, workdir)
     runs, failures, counters, contracts, policy_checks, carriers = [], [], {}, {}, {}, {}
     quiet_waited = 0.0
@@ -283,15 +246,20 @@ def access_log_lines(proxies, processes):
             if p.name in processes and processes[p.name].stdout_path}
 
 
-def profile_setup(args, workdir):
-    """The profiled proxies (tools/bench/instructions.py) as Processes under callgrind, not started."""
+def profile_selection(args, workdir):
+    """(proxies, their work directory) the profile counts."""
     knob_sets = {"tuned": parse_variant(args.tuned)[0], "lean": parse_variant(args.lean)[0]}
     proxies = paths.profiled_proxies(knob_sets)
     if args.smoke:  # the product's config only: the machinery works, within the smoke's minute
         proxies = [p for p in proxies if p.name == "envoy-role"]
     elif args.profiled:
         proxies = [p for p in proxies if p.name in args.profiled]
-    subdir = os.path.join(workdir, "profile")
+    return proxies, os.path.join(workdir, "profile")
+
+
+def profile_setup(args, workdir):
+    """The profiled proxies (tools/bench/instructions.py) as Processes under callgrind, not started."""
+    proxies, subdir = profile_selection(args, workdir)
     os.makedirs(subdir, exist_ok=True)
     processes = build_processes(proxies, sorted({"static", *(p.target for p in proxies)}), subdir)
     nginx = processes.pop("nginx")
@@ -406,6 +374,9 @@ def main(argv=None):
     profiling = {}
     try:
         try:
+            # Every proxy's render in one go (about 5 s of CPU each, two at a time).
+            prerender([data_path_selection(args)[2:] + (workdir,)]
+                      + ([profile_selection(args, workdir)] if not args.no_profile else []))
             if not args.no_profile:
                 profiling = profile_setup(args, workdir)
                 if args.smoke:  # valgrind's slow start overlaps the smoke's data path (not timed)

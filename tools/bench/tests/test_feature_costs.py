@@ -243,3 +243,17 @@ def test_median_run_keeps_the_carriers_share_only_where_measured():
     for r in runs:
         del r["carrier_cpu_us_per_req"]
     assert "carrier_cpu_us_per_req" not in load.median_run(runs)
+
+
+def test_the_data_path_starts_only_the_proxies_its_targets_need():
+    _paths, targets, proxies = run.data_path_selection(run.parse_args(["--smoke"]))
+    names = [p.name for p in proxies]
+    assert {"envoy-log-off", "envoy-policy", "envoy-tls"} <= set(names) and set(paths.TLS_TARGETS) <= set(targets)
+    _paths, targets, proxies = run.data_path_selection(run.parse_args(["--targets", "static"]))
+    assert "envoy-tls" not in [p.name for p in proxies] and targets == ["static"]
+
+
+def test_profiled_subset_is_checked():
+    assert run.profile_selection(run.parse_args(["--profiled", "envoy-tls,envoy-role"]), "/w")[0][0].name == "envoy-role"
+    with pytest.raises(SystemExit):
+        run.parse_args(["--profiled", "envoy-nonesuch"])
