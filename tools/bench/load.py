@@ -93,4 +93,8 @@ def median_run(runs):
     if carried:  # the lab's container only: its log's way through containerd-shim and dockerd
         out["carrier_cpu_us_per_req"] = statistics.median(carried)
     out["repeats"] = len(runs)
+    # The spread of the repeats behind each median: [min, max].
+    out["spread"] = {key: [min(values), max(values)] for key, values in (
+        ("rps", [r["rps"] for r in runs]), ("p50_ms", [r["p50_ms"] for r in runs]),
+        ("cpu_us_per_req", per_req)) if values}
     return out

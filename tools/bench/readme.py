@@ -51,8 +51,9 @@ def feature_costs(results):
         if not row:
             continue
         instr = profiled.get(counted, {}).get("per_request") if counted else None
-        rows.append(f"| {label} | {target} | {conns} | {row['rps']:.0f} | {report.fmt(row['x_direct'], '.2f')} | "
-                    f"{report.fmt(row['cpu_us_per_req'], '.1f')} | {report.fmt(instr, ',')} |")
+        rows.append(f"| {label} | {target} | {conns} | {report.fmt_spread(row, 'rps', '.0f')} | "
+                    f"{report.fmt(row['x_direct'], '.2f')} | {report.fmt_spread(row, 'cpu_us_per_req', '.1f')} | "
+                    f"{report.fmt(instr, ',')} |")
     lines = ["What the access log, a policy and the TLS port cost (Envoy as the role configures it; "
              "`stdout` is Envoy's standard output, a file here, without the container runtime's share; "
              "targets as in `tools/bench/results/latest.md`: static nginx, the same over TLS):", "",
@@ -84,22 +85,30 @@ def defaults_sentence(results):
     i_off = profiled.get("envoy-log-off", {}).get("per_request")
     if not (on and off and on["cpu_us_per_req"] and off["cpu_us_per_req"] and i_on and i_off):
         return None
-    return (f"The defaults (access log on, to `stdout`; no policy) cost {on['cpu_us_per_req']:.1f} µs of "
-            f"Envoy's CPU and {i_on:,} instructions per HTTP request, against {off['cpu_us_per_req']:.1f} µs "
-            f"and {i_off:,} with `router_access_log: off`: the access log adds "
-            f"{on['cpu_us_per_req'] - off['cpu_us_per_req']:+.1f} µs ({on['cpu_us_per_req'] / off['cpu_us_per_req'] - 1:+.0%}) "
-            f"and {i_on - i_off:+,} instructions ({i_on / i_off - 1:+.0%}) per request "
-            "(the instruction count repeats to about 1 %, the CPU time to about ±20 %).")
+    sentence = (f"The defaults (access log on, to `stdout`; no policy) cost {on['cpu_us_per_req']:.1f} µs of "
+                f"Envoy's CPU and {i_on:,} instructions per HTTP request, against {off['cpu_us_per_req']:.1f} µs "
+                f"and {i_off:,} with `router_access_log: off`: the access log adds "
+                f"{on['cpu_us_per_req'] - off['cpu_us_per_req']:+.1f} µs ({on['cpu_us_per_req'] / off['cpu_us_per_req'] - 1:+.0%}) "
+                f"and {i_on - i_off:+,} instructions ({i_on / i_off - 1:+.0%}) per request "
+                f"(static nginx, 64 connections).")
+    spread_on, spread_off = (on.get("spread") or {}).get("cpu_us_per_req"), (off.get("spread") or {}).get("cpu_us_per_req")
+    if spread_on and spread_off and spread_on[0] <= spread_off[1] and spread_off[0] <= spread_on[1]:
+        sentence += (" The two CPU times' ranges over the repeats overlap: that difference is within this "
+                     "machine's noise, the instruction count's is not.")
+    return sentence
 
 
 def section(results):
     """Markdown: the static-responder comparison at 64 and 1 connections, and the profile."""
     m = results["machine"]
     summary = results["summary"]
+    reps = max((r.get("repeats", 1) for r in summary if r.get("spread")), default=1)
     lines = [f"Latest run: {results['date']}, {m.get('cpus')} vCPU {m.get('cpu', '?')}"
              f"{' (' + m['virt'] + ')' if m.get('virt') else ''}, kernel {m.get('kernel')}; "
              "load generator, web server and proxy share those CPUs, so compare ratios, CPU "
-             "and instructions per request, not absolute rates.", "",
+             "and instructions per request, not absolute rates."
+             + (f" Rates and CPU times are medians of {reps} repeats (lowest–highest in brackets); "
+                "instruction counts are one count each (they repeat to about 1 %)." if reps > 1 else ""), "",
              "| path (static nginx) | req/s at 64 conns | × direct | proxy CPU µs/request | "
              "added p50 at 1 conn |",
              "| --- | ---: | ---: | ---: | ---: |"]
@@ -109,8 +118,8 @@ def section(results):
             continue
         label = results["paths"][path]["label"]
         added = row1["added_p50_ms"] if row1 and path != "direct" else None
-        lines.append(f"| {label} | {row64['rps']:.0f} | {report.fmt(row64['x_direct'], '.2f')} | "
-                     f"{report.fmt(row64['cpu_us_per_req'], '.1f')} | "
+        lines.append(f"| {label} | {report.fmt_spread(row64, 'rps', '.0f')} | {report.fmt(row64['x_direct'], '.2f')} | "
+                     f"{report.fmt_spread(row64, 'cpu_us_per_req', '.1f')} | "
                      f"{report.fmt(added, '+.3f')}{' ms' if added is not None else ''} |")
     lines.append("")
     lines += feature_costs(results)

@@ -29,6 +29,14 @@ def fmt(value, spec, none="–"):
     return none if value is None else format(value, spec)
 
 
+def fmt_spread(row, key, spec, none="–"):
+    """A median with the spread of its repeats, `61.2 (58.0–64.1)`; the median alone from one run."""
+    value, spread = row.get(key), (row.get("spread") or {}).get(key)
+    if value is None or not spread or row.get("repeats", 1) < 2:
+        return fmt(value, spec, none)
+    return f"{value:{spec}} ({spread[0]:{spec}}–{spread[1]:{spec}})"
+
+
 def profile_markdown(profiled):
     """Instructions per request (callgrind), each against HAProxy in the same mode."""
     if not profiled:
@@ -56,7 +64,8 @@ def markdown(results):
         f"{' (' + m['virt'] + ')' if m.get('virt') else ''}, {m.get('mem_gib', '?')} GiB, "
         f"kernel {m.get('kernel')}; {m.get('wrk', 'wrk')}, {m.get('haproxy', 'haproxy')}, "
         f"{m.get('nginx', 'nginx')}.",
-        f"wrk -t1, {s['duration_s']} s per run, median of {s['repeats']}; proxy CPU = utime+stime "
+        f"wrk -t1, {s['duration_s']} s per run, median of {s['repeats']} (lowest–highest in brackets); "
+        "proxy CPU = utime+stime "
         "of its process over the run / requests; busy = share of all CPUs in use during the run.",
         "",
     ]
@@ -70,9 +79,9 @@ def markdown(results):
                       key=lambda r: (order.index(r["path"]), r["conns"]))
         for r in rows:
             lines.append(
-                f"| {labels[r['path']]} | {r['conns']} | {r['rps']:.0f} | {fmt(r['x_direct'], '.2f')} | "
+                f"| {labels[r['path']]} | {r['conns']} | {fmt_spread(r, 'rps', '.0f')} | {fmt(r['x_direct'], '.2f')} | "
                 f"{r['p50_ms']:.3f} | {fmt(r['added_p50_ms'], '+.3f')} | {r['p99_ms']:.3f} | "
-                f"{fmt(r['cpu_us_per_req'], '.1f')} | {r['machine_busy']:.0%} |"
+                f"{fmt_spread(r, 'cpu_us_per_req', '.1f')} | {r['machine_busy']:.0%} |"
                 + (f" errors: {r['errors']}" if r["errors"] else ""))
         lines.append("")
     if results.get("proxies"):

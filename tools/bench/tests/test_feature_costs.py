@@ -199,6 +199,27 @@ def test_defaults_sentence_states_both_costs_and_the_difference():
     assert "cost 60.0 µs of Envoy's CPU and 170,000 instructions per HTTP request" in sentence
     assert "against 55.0 µs and 160,000 with `router_access_log: off`" in sentence
     assert "+5.0 µs (+9%) and +10,000 instructions (+6%)" in sentence
+    assert "overlap" not in sentence
+
+
+def test_defaults_sentence_says_when_the_cpu_difference_is_within_the_repeats_spread():
+    results = _results()
+    results["summary"][0].update(repeats=3, spread={"cpu_us_per_req": [54.0, 66.0], "rps": [1.0, 2.0]})
+    results["summary"][1].update(repeats=3, spread={"cpu_us_per_req": [50.0, 57.0], "rps": [1.0, 2.0]})
+    assert "ranges over the repeats overlap" in readme.defaults_sentence(results)
+    results["summary"][1]["spread"]["cpu_us_per_req"] = [50.0, 53.0]
+    assert "overlap" not in readme.defaults_sentence(results)
+
+
+def test_figures_come_with_the_spread_of_their_repeats():
+    runs = [{"rps": r, "p50_ms": 1.0, "p99_ms": 1.0, "machine_busy": 0.5, "errors": 0, "requests": 10,
+             "cpu_us_per_req": c} for r, c in ((100.0, 60.0), (300.0, 58.0), (200.0, 64.1))]
+    row = load.median_run(runs)
+    assert row["spread"] == {"rps": [100.0, 300.0], "p50_ms": [1.0, 1.0], "cpu_us_per_req": [58.0, 64.1]}
+    assert report.fmt_spread(row, "cpu_us_per_req", ".1f") == "60.0 (58.0–64.1)"
+    assert report.fmt_spread(row, "rps", ".0f") == "200 (100–300)"
+    assert report.fmt_spread({**row, "repeats": 1}, "rps", ".0f") == "200"
+    assert report.fmt_spread({"cpu_us_per_req": None}, "cpu_us_per_req", ".1f") == "–"
 
 
 def test_no_feature_table_for_a_run_without_those_paths():
