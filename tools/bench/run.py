@@ -130,6 +130,61 @@ def render_role(proxies, workdir):
     return {p.name: RENDERED[(workdir, p.name)] for p in proxies}
 
 
+def probe(url, attempts=2, headers=()):
+    """One request on the path about to be measured: (status, headers).
+
+    Retried once: httpbin is a single synchronous gunicorn worker that one idle connection
+    (anyone's) holds up for a while.
+    """
+    for attempt in range(attempts):
+        status, head = _probe_once(url, headers)
+        if status == "200" or attempt == attempts - 1:
+            return status, head
+        time.sleep(1)
+    return status, head
+
+
+def _probe_once(url, headers=()):
+    # -k: the TLS target's certificate is the bench's own, self-signed.
+    extra = [arg for header in headers for arg in ("-H", header)] + (["-k"] if url.startswith("https:") else [])
+    res = lab.run(lab.in_netns("client", ["curl", "-sS", "-o", "/dev/null", "-D", "-",
+                                          "--max-time", "5", *extra, url]), check=False)
+    status = res.stdout.split(" ", 2)[1] if res.stdout.startswith("HTTP/") else res.stderr.strip()
+    return status, res.stdout
+
+
+# What curl sends; httpbin's /headers lists what arrived.
+CLIENT_HEADERS = ("Accept", "Host", "User-Agent")
+
+
+def contract(url_base):
+    """The transparent hop verify.yml relies on: the web server sees only the headers the client
+    sent, and the client gets the server's own Server header, not `server: envoy`."""
+    res = lab.run(lab.in_netns("client", ["curl", "-sS", "-D", "-", "--max-time", "5",
+                                          url_base + "/headers"]), check=False)
+    head, body = (res.stdout.split("\n\n", 1) + [""])[:2]  # text mode: CRLF read as LF
+    try:
+        seen = json.loads(body)["headers"]
+    except (ValueError, KeyError):
+        return ["no header list from httpbin /headers"]
+    problems = [f"added header {name}" for name in sorted(seen) if name not in CLIENT_HEADERS]
+    if "\nserver: envoy" in head.lower():
+        problems.append("server: envoy")
+    return problems
+
+
+def envoy_counters(proxy):
+    """Counters that show where Envoy's work goes (connections vs requests, reuse)."""
+    code, body = lab.admin_get("/stats?format=json", base=f"http://127.0.0.1:{proxy.admin_port}")
+    if code != 0:
+        return {}
+    wanted = ("downstream_cx_total", "downstream_rq_total", "upstream_cx_total", "upstream_rq_total",
+              "no_filter_chain_match", "downstream_cx_overflow", "upstream_cx_connect_fail")
+    stats = json.loads(body).get("stats", [])
+    return {s["name"]: s["value"] for s in stats
+            if "name" in s and s["name"].endswith(wanted) and s.get("value")}
+
+
 def data_path_selection(args):
     """(paths, targets, proxies) the data path measures."""
     selected = [p for p in paths.PATHS if not args.paths or p.name in args.paths]
