@@ -267,7 +267,7 @@ def test_median_run_keeps_the_carriers_share_only_where_measured():
 
 
 def test_the_data_path_starts_only_the_proxies_its_targets_need():
-    _paths, targets, proxies = run.data_path_selection(run.parse_args(["--smoke"]))
+    _paths, targets, proxies = run.data_path_selection(run.parse_args([]))
     names = [p.name for p in proxies]
     assert {"envoy-log-off", "envoy-policy", "envoy-tls"} <= set(names) and set(paths.TLS_TARGETS) <= set(targets)
     _paths, targets, proxies = run.data_path_selection(run.parse_args(["--targets", "static"]))
@@ -278,3 +278,12 @@ def test_profiled_subset_is_checked():
     assert run.profile_selection(run.parse_args(["--profiled", "envoy-tls,envoy-role"]), "/w")[0][0].name == "envoy-role"
     with pytest.raises(SystemExit):
         run.parse_args(["--profiled", "envoy-nonesuch"])
+
+
+def test_the_smoke_runs_every_path_once_within_its_minute():
+    args = run.parse_args(["--smoke"])
+    assert args.targets == ["static", "httpbin", "tls"] and args.quiet_budget == 0
+    selected, targets, _proxies = run.data_path_selection(args)
+    assert all(set(p.targets) & set(targets) for p in selected)
+    assert run.parse_args([]).targets == list(paths.TARGETS)
+    assert run.parse_args(["--smoke", "--targets", "tls-new"]).targets == ["tls-new"]
