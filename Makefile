@@ -125,7 +125,7 @@ docs-check: bootstrap
 docs: bootstrap
 	tools/scripts/role-vars-table.py --update README.md --exclude netstate
 
-# Benchmarks (lab only; about 10 min). Results in tools/bench/results/.
+# Benchmarks (lab only; about 14 min). Results in tools/bench/results/.
 bench: collection
 	python tools/bench/run.py
 
