@@ -135,7 +135,8 @@ doc() {
   # ansible-core itself (cryptography's DSA deprecation, say) is not the collection's.
   if ! ansible-doc "$@" 2>"$work/doc.err" | sed 's/\x1b\[[0-9;]*m//g' >"$work/doc.out" ||
     grep -qE '^\[(WARNING|ERROR|DEPRECATION WARNING)\]' "$work/doc.err"; then
-    fail "ansible-doc $* failed: $(head -3 "$work/doc.err")"
+    # Ansible's own diagnostics first: libraries' warnings (cryptography's) come before them.
+    fail "ansible-doc $* failed: $({ grep -E '^\[' "$work/doc.err"; grep -vE '^\[' "$work/doc.err"; } | head -3)"
   elif ! head -1 "$work/doc.out" | grep -qF "($installed"; then
     fail "ansible-doc $* did not document the installed copy: $(head -1 "$work/doc.out")"
   elif [ "$(wc -l <"$work/doc.out")" -lt 5 ]; then
