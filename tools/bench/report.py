@@ -171,6 +171,23 @@ def plot(results, path):
     plt.close(fig)
 
 
+def baseline_problems(summary):
+    """Rows where a proxied path beats the direct one (same target, same connection count): the
+    baseline is then broken (a stalled web server, a machine busy during the direct runs), and so is
+    every ratio to it. Empty when direct is the fastest everywhere it was measured."""
+    groups = {}
+    for row in summary:
+        groups.setdefault((row["target"], row["conns"]), []).append(row)
+    problems = []
+    for (target, conns), rows in sorted(groups.items()):
+        direct = next((r for r in rows if r["path"] == "direct" and r.get("rps")), None)
+        if direct is None:
+            continue  # a run without the direct path has no ratios to protect
+        problems += [f"{target} at {conns} conns: {r['path']} {r['rps']:.0f} req/s is faster than direct "
+                     f"{direct['rps']:.0f} req/s" for r in rows if r["path"] != "direct" and (r.get("rps") or 0) > direct["rps"]]
+    return problems
+
+
 def write_all(results, out):
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, results["date"][:10])

@@ -480,12 +480,16 @@ def main(argv=None):
         "data_path_seconds": round(data_seconds, 1),
         "profile": profiled,
     }
+    # A run is accepted only if its baseline is sane: direct must be the fastest path (smoke runs of
+    # 1 s are too short to judge, and keep no results anyway).
+    results["baseline_problems"] = [] if args.smoke else report.baseline_problems(results["summary"])
+    failures += ["baseline: " + problem for problem in results["baseline_problems"]]
     if not args.no_control and not failures:
         results["control"] = control.measure(log, lab_cycle=args.lab_cycle, reconverge=args.reconverge)
         failures += results["control"]["problems"]
     results["total_seconds"] = round(time.monotonic() - started, 1)
     print(report.markdown(results))
-    out = args.out or (None if args.smoke else RESULTS)
+    out = args.out or (None if args.smoke or results["baseline_problems"] else RESULTS)
     if out:
         report.write_all(results, out)
         log(f"results in {out}")
