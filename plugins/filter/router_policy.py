@@ -13,7 +13,7 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.validation import check_type_int
+from ansible_collections.tproxy.envoy.plugins.module_utils.ports import port_number
 
 RULE_KEYS = ("name", "action", "hosts", "networks", "ports")
 ACTIONS = ("allow", "deny")
@@ -33,16 +33,6 @@ _HOST_INPUT = {"name": "host", "typed_config": {
 _IP_MATCHER = "type.googleapis.com/envoy.extensions.matching.input_matchers.ip.v3.Ip"
 _RBAC_ACTION = "type.googleapis.com/envoy.config.rbac.v3.Action"
 _CHAIN_ACTION = "type.googleapis.com/google.protobuf.StringValue"
-
-
-def _port(value):
-    if isinstance(value, bool):
-        return None
-    try:
-        number = check_type_int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 1 <= number <= 65535 else None
 
 
 def _host_ok(host):
@@ -72,7 +62,7 @@ def router_policy_problems(rules, intercepted_ports=None):
     """
     if not isinstance(rules, (list, tuple)):
         return ["router_policy must be a list of rules, got %r" % (rules,)]
-    intercepted = {_port(p) for p in intercepted_ports or []}
+    intercepted = {port_number(p) for p in intercepted_ports or []}
     problems = []
     names = []
     for index, rule in enumerate(rules, start=1):
@@ -97,7 +87,7 @@ def router_policy_problems(rules, intercepted_ports=None):
         for key, check, what in (
                 ("hosts", _host_ok, "host names or wildcards *.example.com"),
                 ("networks", lambda n: _network(n) is not None, "networks in CIDR form without host bits (192.0.2.0/24)"),
-                ("ports", lambda p: _port(p) is not None, "ports from 1 to 65535")):
+                ("ports", lambda p: port_number(p) is not None, "ports from 1 to 65535")):
             values = _list_of(rule, key)
             if values is None:
                 problems.append("%s: %s must be a list of %s, got %r" % (where, key, what, rule.get(key)))
@@ -106,7 +96,7 @@ def router_policy_problems(rules, intercepted_ports=None):
             if bad:
                 problems.append("%s: %s must be %s, got %s" % (where, key, what, ", ".join(map(repr, bad))))
         ports = _list_of(rule, "ports") or []
-        strays = [p for p in ports if _port(p) is not None and _port(p) not in intercepted]
+        strays = [p for p in ports if port_number(p) is not None and port_number(p) not in intercepted]
         if strays and intercepted_ports is not None:
             problems.append("%s: ports %s are not intercepted (router_intercept_ports, router_intercept_l4_ports, "
                             "router_intercept_tls_ports), so the rule could never match them"
@@ -125,7 +115,7 @@ def _named(rules):
             "action": rule["action"],
             "hosts": [h.lower() for h in rule.get("hosts", [])],
             "networks": [_network(n) for n in rule.get("networks", [])],
-            "ports": [_port(p) for p in rule.get("ports", [])],
+            "ports": [port_number(p) for p in rule.get("ports", [])],
         })
     return result
 
@@ -201,7 +191,7 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
         return {"action": {"name": "filter_chain", "typed_config": {"@type": _CHAIN_ACTION, "value": name}}}
 
     for port in http_ports:
-        port = _port(port)
+        port = port_number(port)
         name = "http-%d" % port
         chains.append({"name": name, "port": port, "mode": "http", "rule": None, "decision": None, "deny": False})
         port_map[str(port)] = chain_action(name)
@@ -217,7 +207,7 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
             http_rbac[port] = tree
     for chain_mode, ports in (("l4", l4_ports), ("tls", tls_ports)):
         for port in ports:
-            port = _port(port)
+            port = port_number(port)
             matchers = []
             on_no_match = None
             for rule in [r for r in named if _applies(r, port, chain_mode)] + [default_rule]:

@@ -9,34 +9,19 @@ port_list.yml), as for ipv4_address.py.
 
 from __future__ import annotations
 
-from ansible.module_utils.common.validation import check_type_int
-
-
-def _port(value):
-    """The port number ``value`` stands for, or None.
-
-    A value the argument spec accepts as ``int`` counts: also the string "8080"
-    that ``-e name=8080`` gives. Booleans are refused (True is an int in Python).
-    """
-    if isinstance(value, bool):
-        return None
-    try:
-        number = check_type_int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 1 <= number <= 65535 else None
+from ansible_collections.tproxy.envoy.plugins.module_utils.ports import port_number
 
 
 def port(value):
     """True when ``value`` is one port from 1 to 65535."""
-    return _port(value) is not None
+    return port_number(value) is not None
 
 
 def port_list(value):
     """True when ``value`` is a list (possibly empty) of distinct ports from 1 to 65535."""
     if not isinstance(value, (list, tuple)):
         return False
-    numbers = [_port(item) for item in value]
+    numbers = [port_number(item) for item in value]
     return None not in numbers and len(set(numbers)) == len(numbers)
 
 
