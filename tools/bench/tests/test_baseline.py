@@ -34,3 +34,8 @@ def test_the_latest_committed_results_pass_the_check():
     with open(os.path.join(RESULTS, newest), encoding="utf-8") as f:
         summary = json.load(f)["summary"]
     assert report.baseline_problems(summary) == [], newest
+
+
+def test_a_proxy_barely_ahead_of_direct_is_refused_too():
+    summary = [_row("direct", 300), _row("haproxy-tcp", 301)]
+    assert report.baseline_problems(summary) == ["static at 64 conns: haproxy-tcp 301 req/s is faster than direct 300 req/s"]
