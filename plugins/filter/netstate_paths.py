@@ -40,6 +40,10 @@ _value:
       description: The iptables-restore input of the own chains.
       type: str
       sample: /etc/tproxy-envoy/router.rules
+    nft_rules:
+      description: The C(nft -f) input of the own nftables tables.
+      type: str
+      sample: /etc/tproxy-envoy/router.nft
     unit:
       description: The systemd unit's name (in C(/etc/systemd/system)).
       type: str
@@ -56,6 +60,7 @@ def netstate_paths(name):
     return {
         "script": "/usr/local/sbin/tproxy-envoy-%s" % name,
         "rules": "/etc/tproxy-envoy/%s.rules" % name,
+        "nft_rules": "/etc/tproxy-envoy/%s.nft" % name,
         "unit": "tproxy-envoy-%s.service" % name,
     }
 

@@ -37,6 +37,14 @@ options:
     description: The route table (C(router_route_table)).
     type: int
     required: true
+  nft_ruleset:
+    description:
+      - Output of C(nft list ruleset), or empty where the host has no C(nft). Every rule outside the
+        collection's own table that reads or writes the mark bits is a collision. Tables named as
+        iptables' own (C(filter), C(nat), C(mangle), C(raw), C(security) of family C(ip) or C(ip6)) are
+        skipped when O(iptables_save) is given: they are iptables-nft's, already read there.
+    type: str
+    default: ""
   own:
     description:
       - The items an earlier run installed, in the shape the netstate role documents in its README.md,
@@ -71,12 +79,16 @@ from ansible.errors import AnsibleFilterError
 
 # The fields each kind of netstate item has (roles/netstate/README.md).
 _ITEM_FIELDS = {"chain": ("table", "chain"), "jump": ("table", "from", "chain"), "rule": ("selector",),
-                "route": ("dest", "table", "type", "via", "dev")}
+                "route": ("dest", "table", "type", "via", "dev"), "nftable": ("family", "table")}
 # Priorities of the kernel's own rules (local, main, default).
 _KERNEL_RULES = {"0", "32766", "32767"}
 _MARK_OPTION = re.compile(r"--(?:set-xmark|set-mark|tproxy-mark|or-mark|xor-mark|mark)\s+(0x[0-9a-fA-F]+|\d+)(?:/(0x[0-9a-fA-F]+|\d+))?")
 _RULE_MARK = re.compile(r"\bfwmark\s+(0x[0-9a-fA-F]+|\d+)(?:/(0x[0-9a-fA-F]+|\d+))?")
 _RULE_TABLE = re.compile(r"\b(?:lookup|table)\s+(\S+)")
+_NFT_NUMBER = re.compile(r"0x[0-9a-fA-F]+|\d+")
+# Words that may sit between `mark` and its constants in `nft list ruleset` output.
+_NFT_MARK_WORDS = {"set", "meta", "mark", "or", "xor", "|", "^", "==", "!=", "and", "&"}
+_IPTABLES_TABLES = {"filter", "nat", "mangle", "raw", "security"}
 
 
 def _int(text):
@@ -90,7 +102,7 @@ def _bits(value, mask):
 
 def _own(items):
     """Own chains, own rule selectors and the tables of own "local default" routes."""
-    chains, selectors, local_tables = set(), set(), set()
+    chains, selectors, local_tables, nftables = set(), set(), set(), set()
     for item in items or []:
         kind = item.get("kind") if isinstance(item, Mapping) else None
         if kind not in _ITEM_FIELDS or any(field not in item for field in _ITEM_FIELDS[kind]):
@@ -101,7 +113,9 @@ def _own(items):
             selectors.add(" ".join(item["selector"].split()))
         elif kind == "route" and item["dest"] == "0.0.0.0/0" and item["type"] == "local":
             local_tables.add(str(item["table"]))
-    return chains, selectors, local_tables
+        elif kind == "nftable":
+            nftables.add((item["family"], item["table"]))
+    return chains, selectors, local_tables, nftables
 
 
 def _rule_is_own(body, selectors):
@@ -110,9 +124,57 @@ def _rule_is_own(body, selectors):
     return " ".join(words) in selectors
 
 
-def tproxy_collisions(ip_rules, routes, iptables_save, mark, table, own=None):
+def _nft_mark_bits(line):
+    """The mark bits an nft rule line reads or writes: the constants after each `mark` keyword
+    (`meta mark & 0x1 == 0x1`, `meta mark set meta mark | 0x2`, `mark set 0x4`); in a `set`, an `and`
+    keeps the bits it names, so it touches the others."""
+    tokens = line.replace("&", " & ").replace("|", " | ").replace("^", " ^ ").split()
+    bits = 0
+    for start, token in enumerate(tokens):
+        if token != "mark" or (start and tokens[start - 1] == "ct"):
+            continue
+        keeps = writing = False
+        for word in tokens[start + 1:]:
+            if word == "set":
+                writing = True
+            elif word in ("and", "&"):
+                keeps = writing
+            elif word in _NFT_MARK_WORDS:
+                keeps = False
+            elif _NFT_NUMBER.fullmatch(word):
+                value = _int(word)
+                bits |= (~value & 0xFFFFFFFF) if keeps else value
+                keeps = False
+            else:
+                break
+    return bits
+
+
+def _nft_collisions(ruleset, mark, chains, nftables, skip_iptables_tables):
+    found, table_key, chain = [], None, None
+    for line in (ruleset or "").splitlines():
+        words = line.split()
+        if words[:1] == ["table"] and len(words) >= 3:
+            table_key, chain = (words[1], words[2]), None
+            continue
+        if words[:1] == ["chain"] and len(words) >= 2:
+            chain = words[1]
+            continue
+        if not words or words[0] in ("type", "policy", "}") or table_key is None or chain is None:
+            continue
+        if table_key in nftables or chain in chains:
+            continue
+        if skip_iptables_tables and table_key[0] in ("ip", "ip6") and table_key[1] in _IPTABLES_TABLES:
+            continue
+        if _nft_mark_bits(line) & mark:
+            found.append("nftables rule '%s' in table %s %s chain %s already uses mark bits 0x%x: set router_tproxy_mark "
+                         "to free bits" % (" ".join(words), table_key[0], table_key[1], chain, mark))
+    return found
+
+
+def tproxy_collisions(ip_rules, routes, iptables_save, mark, table, own=None, nft_ruleset=""):
     """Sentences describing every foreign use of ``mark`` bits or route ``table``."""
-    chains, selectors, local_tables = _own(own)
+    chains, selectors, local_tables, nftables = _own(own)
     found = []
     for line in (ip_rules or "").splitlines():
         prio, sep, body = line.partition(":")
@@ -141,7 +203,7 @@ def tproxy_collisions(ip_rules, routes, iptables_save, mark, table, own=None):
             if _bits(value, mask) & mark:
                 found.append("iptables rule '%s' already uses mark bits 0x%x: set router_tproxy_mark to free bits" % (line, mark))
                 break
-    return found
+    return found + _nft_collisions(nft_ruleset, mark, chains, nftables, bool((iptables_save or "").strip()))
 
 
 class FilterModule:

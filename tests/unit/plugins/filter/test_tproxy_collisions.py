@@ -83,3 +83,51 @@ def test_our_rule_on_other_bits_does_not_hide_a_foreign_rule_on_ours():
 def test_own_items_not_in_the_netstate_schema_are_refused_with_a_message(own):
     with pytest.raises(AnsibleFilterError, match="netstate items"):
         tproxy_collisions(KERNEL_RULES, "", "", 1, 100, own)
+
+
+# `nft list ruleset` as nft prints it: a foreign table, iptables-nft's own table, and ours.
+NFT_RULESET = """table inet operator {
+\tchain pre {
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tmeta mark & 0x00000002 == 0x00000002 counter accept comment "bit 2"
+\t\ttcp dport 443 meta mark set meta mark | 0x00000100 accept
+\t\tct mark set meta mark
+\t}
+}
+table ip mangle {
+\tchain PREROUTING {
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tmeta mark set mark and 0xfffffffe xor 0x1 counter
+\t}
+}
+table inet tproxy_envoy {
+\tchain prerouting {
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tmeta l4proto tcp socket transparent 1 meta mark set meta mark | 0x00000001 accept
+\t}
+}
+"""
+OWN_NFT = OWN + [{"kind": "nftable", "family": "inet", "table": "tproxy_envoy"}]
+
+
+@pytest.mark.parametrize("mark,expected", [(1, []), (2, ["meta mark & 0x00000002 == 0x00000002"]),
+                                           (0x100, ["tcp dport 443 meta mark set meta mark | 0x00000100"]),
+                                           (0x102, ["meta mark & 0x00000002", "tcp dport 443"])])
+def test_foreign_nft_rules_are_checked_against_the_bits_and_ours_are_not(mark, expected):
+    found = tproxy_collisions(KERNEL_RULES, "", "-A PREROUTING -j MARK --set-xmark 0x10/0x10\n", mark, 100, OWN_NFT,
+                              nft_ruleset=NFT_RULESET)
+    assert len(found) == len(expected), found
+    for sentence, words in zip(found, expected):
+        assert words in sentence and "table inet operator" in sentence and "router_tproxy_mark" in sentence
+
+
+def test_without_our_record_our_nft_table_is_a_collision():
+    found = tproxy_collisions(KERNEL_RULES, "", "", 1, 100, OWN, nft_ruleset=NFT_RULESET)
+    assert any("table inet tproxy_envoy" in sentence for sentence in found), found
+
+
+def test_iptables_nft_tables_are_read_from_nft_when_there_is_no_iptables_save():
+    # The same `and 0xfffffffe xor 0x1` rule: skipped beside iptables-save (read there), read without it.
+    assert not any("table ip mangle" in s for s in tproxy_collisions(KERNEL_RULES, "", "-P INPUT ACCEPT\n-A X -j Y\n", 1, 100,
+                                                                      OWN_NFT, nft_ruleset=NFT_RULESET))
+    assert any("table ip mangle" in s for s in tproxy_collisions(KERNEL_RULES, "", "", 1, 100, OWN_NFT, nft_ruleset=NFT_RULESET))

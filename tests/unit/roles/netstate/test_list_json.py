@@ -30,6 +30,9 @@ ROUTER = {
     "netstate_ip_rules": ["fwmark 0x1/0x1 lookup 100"],
     "netstate_routes": [{"dest": "0.0.0.0/0", "table": 100, "type": "local", "dev": "lo"}],
 }
+# The router on the nftables backend: its own table, iptables only for the forwarding acceptance.
+NFT_ROUTER = dict(ROUTER, netstate_nftables=[{"family": "inet", "table": "tproxy_envoy"}],
+                  netstate_iptables=[{"table": "filter", "chain": "TPROXY-ENVOY-FWD", "jump_from": "FORWARD"}])
 CLIENT = {"netstate_name": "client", "netstate_routes": [{"dest": "192.0.2.180/32", "via": "192.0.2.100"}]}
 
 
@@ -42,8 +45,9 @@ def schema():
 
 def script(tmp_path, data):
     """The rendered script for ``data`` (over the role's defaults), written to tmp_path."""
-    defaults = {"netstate_iptables": [], "netstate_ip_rules": [], "netstate_routes": [],
-                "netstate_rules_path": "/nonexistent/rules", "ansible_managed": "test"}
+    defaults = {"netstate_iptables": [], "netstate_nftables": [], "netstate_ip_rules": [], "netstate_routes": [],
+                "netstate_rules_path": "/nonexistent/rules", "netstate_nft_rules_path": "/nonexistent/nft",
+                "ansible_managed": "test"}
     templar = Templar(loader=DataLoader(), variables=dict(defaults, **data))
     path = tmp_path / "netstate.sh"
     path.write_text(templar.template(trust_as_template((ROLE / "templates" / "netstate.sh.j2").read_text())))
@@ -72,6 +76,17 @@ def test_the_router_state_as_json(tmp_path):
         {"kind": "rule", "selector": "fwmark 0x1/0x1 lookup 100"},
         {"kind": "route", "dest": "0.0.0.0/0", "table": "100", "type": "local", "via": None, "dev": "lo"},
     ]}
+
+
+def test_the_router_state_on_the_nftables_backend_lists_its_table_first(tmp_path):
+    document = listed(script(tmp_path, NFT_ROUTER))
+    jsonschema.validate(document, schema())
+    assert document["items"][:3] == [
+        {"kind": "nftable", "family": "inet", "table": "tproxy_envoy"},
+        {"kind": "chain", "table": "filter", "chain": "TPROXY-ENVOY-FWD"},
+        {"kind": "jump", "table": "filter", "from": "FORWARD", "chain": "TPROXY-ENVOY-FWD"},
+    ]
+    assert run(script(tmp_path, NFT_ROUTER), "list").stdout.splitlines()[0] == "nftable\tinet\ttproxy_envoy"
 
 
 def test_a_route_without_table_type_or_device_gets_the_ip_defaults(tmp_path):
