@@ -253,9 +253,11 @@ def test_rules_live_in_own_commented_chains_with_masked_marks(converged_lab):
     assert jumps == ['-A PREROUTING -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY']
     marks = re.findall(r"--(?:tproxy-mark|set-xmark) (\S+)", "\n".join(own))
     assert marks and all(m == "0x1/0x1" for m in marks), marks
-    filt = sh("router", "iptables-save -t filter").stdout.splitlines()
-    assert [line for line in filt if "TPROXY-ENVOY-FWD" in line and line.startswith("-A FORWARD")] == \
-        ['-A FORWARD -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY-FWD']
+    assert mangle.index(jumps[0]) == min(i for i, line in enumerate(mangle) if line.startswith("-A PREROUTING"))
+    # The FORWARD jump is the chain's last rule: after Docker's and any operator's (next tests).
+    forward = forward_rules()
+    assert [line for line in forward if "TPROXY-ENVOY-FWD" in line] == [FORWARD_JUMP]
+    assert forward[-1] == FORWARD_JUMP and len(forward) > 1, forward
 
 
 def test_a_rule_set_the_kernel_rejects_leaves_the_old_one_whole(converged_lab):
@@ -273,6 +275,72 @@ def test_a_rule_set_the_kernel_rejects_leaves_the_old_one_whole(converged_lab):
     finally:
         sh("router", "mv %s.good %s" % (rules, rules))
     assert sh("router", state_paths("router")["script"] + " check", check=False).returncode == 0
+
+
+# --- forwarded traffic: the clients' ACCEPT comes after every foreign rule -----------------------
+FORWARD_JUMP = '-A FORWARD -m comment --comment "tproxy.envoy" -j TPROXY-ENVOY-FWD'
+# An operator's rule that drops some forwarded client traffic: TCP to one port of the web host that
+# is not intercepted. Nothing listens on the web host's ports 8081 and 8082: a SYN that is forwarded
+# is refused there (curl's 7), one dropped on the router times out (curl's 28).
+DROPPED, PASSED = 8081, 8082
+OPERATOR_DROP = "-s %s/32 -d %s/32 -p tcp -m tcp --dport %d -m comment --comment operator -j DROP" % (
+    ADDR["client"], ADDR["web"], DROPPED)
+
+
+def forward_rules():
+    return [line for line in sh("router", "iptables -S FORWARD").stdout.splitlines() if line.startswith("-A ")]
+
+
+def connect(port):
+    """curl's exit status for a connection from the client to the web host's PORT (7 or 28 above)."""
+    return sh("client", "curl -sS -o /dev/null --connect-timeout 3 http://%s:%d/" % (ADDR["web"], port),
+              check=False).returncode
+
+
+@pytest.fixture
+def operator_rule():
+    """add(CHAIN, position...) puts OPERATOR_DROP into the router's CHAIN; removed after the test."""
+    added = []
+
+    def add(chain, *position):
+        sh("router", "iptables -I %s %s %s" % (chain, " ".join(position), OPERATOR_DROP))
+        added.append(chain)
+
+    yield add
+    for chain in added:
+        sh("router", "while iptables -D %s %s 2>/dev/null; do :; done" % (chain, OPERATOR_DROP), check=False)
+
+
+def test_a_foreign_rule_that_drops_forwarded_client_traffic_still_drops_it(converged_lab, operator_rule):
+    assert "-P FORWARD DROP" in sh("router", "iptables -S FORWARD").stdout, "test setup: Docker's policy"
+    assert (connect(DROPPED), connect(PASSED)) == (7, 7)  # forwarded under the DROP policy
+    operator_rule("DOCKER-USER")  # where Docker tells operators to put their rules
+    assert (connect(DROPPED), connect(PASSED)) == (28, 7)
+    assert served_by_envoy("http://%s/get" % ADDR["web"])  # intercepted traffic does not cross FORWARD
+    assert_ok(playbook("site"), changed=0)
+    assert (connect(DROPPED), connect(PASSED)) == (28, 7)
+    assert forward_rules()[-1] == FORWARD_JUMP
+
+
+def test_an_earlier_versions_forward_jump_at_the_top_moves_behind_foreign_rules_once(converged_lab, operator_rule):
+    # Earlier versions inserted the jump first in FORWARD: it accepted the clients' traffic ahead
+    # of DOCKER-USER and of every operator rule. A run of this version moves it to the end, once.
+    jump = FORWARD_JUMP.replace("-A FORWARD ", "", 1).replace('"', "")
+    sh("router", "iptables -D FORWARD %s && iptables -I FORWARD %s" % (jump, jump))
+    operator_rule("FORWARD", "2")  # right behind the old jump, ahead of Docker's chains
+    assert forward_rules()[:2] == [FORWARD_JUMP, "-A FORWARD " + OPERATOR_DROP]  # a plain comment is not quoted
+    assert connect(DROPPED) == 7  # what the issue reports: the operator's DROP is overridden
+    checked = assert_ok(playbook("site", "--check"))
+    assert checked["router"]["changed"] > 0, checked
+    assert connect(DROPPED) == 7  # check mode changed nothing
+    assert assert_ok(playbook("site"))["router"]["changed"] > 0
+    forward = forward_rules()
+    assert forward[-1] == FORWARD_JUMP and forward.count(FORWARD_JUMP) == 1, forward
+    assert (connect(DROPPED), connect(PASSED)) == (28, 7)
+    assert served_by_envoy("http://%s/get" % ADDR["web"])
+    assert_ok(playbook("site"), changed=0)
+    assert_ok(playbook("verify"), changed=0)
+    assert connect(DROPPED) == 28
 
 
 def served_by_envoy(url):
