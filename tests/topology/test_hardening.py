@@ -76,6 +76,9 @@ BAD_INPUT = [
     ("router_intercept_sources", ["198.51.100.1/24"]),  # host bits set
     ("webserver_port", 99999),
     ("client_routes", [{"dest": "not-an-address", "via": ADDR["router"]}]),
+    ("router_firewall_backend", "pf"),
+    ("router_preserve_client_address_mark", 3),  # shares bit 1 with router_tproxy_mark (with the option on)
+    ("webserver_return_routes", [{"dest": "not-an-address", "via": ADDR["router"]}]),
     ("client_routes", [{"dest": ADDR["web"] + "/32", "via": "router"}]),
 ]
 
@@ -165,10 +168,14 @@ def test_teardown_on_a_never_configured_lab_is_ok(never_configured_lab):
     assert_ok(playbook("teardown"), changed=0)
 
 
+# What a bad value needs beside it to be in use.
+BAD_INPUT_WITH = {"router_preserve_client_address_mark": {"router_preserve_client_address": True}}
+
+
 @pytest.mark.parametrize("name,value", BAD_INPUT, ids=["%s=%s" % case for case in BAD_INPUT])
 def test_bad_input_is_refused_naming_the_variable_before_any_change(unconfigured_lab, name, value):
     before = snapshot()
-    proc = playbook("site", "-e", json.dumps({name: value}))
+    proc = playbook("site", "-e", json.dumps({name: value, **BAD_INPUT_WITH.get(name, {})}))
     assert proc.returncode != 0
     assert name in proc.stdout, proc.stdout[-3000:]
     assert snapshot() == before

@@ -19,7 +19,7 @@ TABLE = "inet tproxy_envoy"
 SCRIPT = "/usr/local/sbin/tproxy-envoy-router"
 # Someone else's table: its own hook, another mark bit (4), a counter.
 FOREIGN_TABLE = ("table inet operator_keep { chain pre { type filter hook prerouting priority 10; policy accept; "
-                 "meta mark & 0x4 == 0x4 counter comment \"not ours\" } }")
+                 "meta mark & 0x4 == 0x4 counter comment \"not ours\"; }; }")
 
 
 def nft_list(table=TABLE):
