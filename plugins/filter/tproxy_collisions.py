@@ -42,7 +42,7 @@ options:
       - Output of C(nft list ruleset), or empty where the host has no C(nft). Every rule outside the
         collection's own table that reads or writes the mark bits is a collision. Tables named as
         iptables' own (C(filter), C(nat), C(mangle), C(raw), C(security) of family C(ip) or C(ip6)) are
-        skipped when O(iptables_save) is given: they are iptables-nft's, already read there.
+        skipped when O(iptables_save) is given, because they are iptables-nft's and already read there.
     type: str
     default: ""
   own:

@@ -46,8 +46,12 @@ def peer_server(lab):
     server = subprocess.Popen(["nsenter", "-t", holder("web"), "-n", "--", sys.executable, str(HERE / "peer_server.py"),
                                lab["web"], str(L4_PORT)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
+
+    def listening():
+        return sh("web", "ss -Hltn 'sport = :%d'" % L4_PORT).stdout.strip()
+
     try:
-        assert wait_until(lambda: sh("web", "ss -Hltn 'sport = :%d'" % L4_PORT).stdout.strip(), 20, 0.2), \
+        assert wait_until(listening, 20, 0.2), \
             "peer_server.py did not listen on %s:%d (test setup)" % (lab["web"], L4_PORT)
         yield
     finally:

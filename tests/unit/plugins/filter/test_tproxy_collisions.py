@@ -128,6 +128,7 @@ def test_without_our_record_our_nft_table_is_a_collision():
 
 def test_iptables_nft_tables_are_read_from_nft_when_there_is_no_iptables_save():
     # The same `and 0xfffffffe xor 0x1` rule: skipped beside iptables-save (read there), read without it.
-    assert not any("table ip mangle" in s for s in tproxy_collisions(KERNEL_RULES, "", "-P INPUT ACCEPT\n-A X -j Y\n", 1, 100,
-                                                                      OWN_NFT, nft_ruleset=NFT_RULESET))
-    assert any("table ip mangle" in s for s in tproxy_collisions(KERNEL_RULES, "", "", 1, 100, OWN_NFT, nft_ruleset=NFT_RULESET))
+    beside_save = tproxy_collisions(KERNEL_RULES, "", "-P INPUT ACCEPT\n-A X -j Y\n", 1, 100, OWN_NFT, nft_ruleset=NFT_RULESET)
+    alone = tproxy_collisions(KERNEL_RULES, "", "", 1, 100, OWN_NFT, nft_ruleset=NFT_RULESET)
+    assert not any("table ip mangle" in s for s in beside_save)
+    assert any("table ip mangle" in s for s in alone)
