@@ -5,7 +5,8 @@
 
 Addresses, the prefix length, namespace names, the lab directory and the holder PID files are
 inventory variables; tools/lab/lab.sh, the bench and the tests read them here instead of
-repeating them.
+repeating them. A host may also have an IPv6 address (tproxy_ipv6_address, on the prefix length
+lab_ipv6_prefix_length): the lab is then dual stack. Without one the host is IPv4 only, as before.
 
     tools/lab/inventory.py shell [INVENTORY_DIR]   bash assignments (for lab.sh to eval)
     tools/lab/inventory.py json [INVENTORY_DIR]    the same as JSON
@@ -34,6 +35,12 @@ INVENTORY_DIR = pathlib.Path(__file__).resolve().parents[2] / "inventories" / "l
 # Lab-wide: every host must agree on them.
 LAB_WIDE = ("lab_dir", "lab_lan_netns", "lab_prefix_length")
 PER_HOST = ("ansible_host", "lab_netns", "ansible_netns_pidfile", "lab_docker_engine")
+# Optional: an inventory without them describes an IPv4-only lab. The prefix length is lab-wide
+# too, and needed once a host has an IPv6 address.
+IPV6_ADDRESS, IPV6_PREFIX_LENGTH = "tproxy_ipv6_address", "lab_ipv6_prefix_length"
+# The lab keeps to the documentation ranges (RFC 3849 for IPv6): nothing it builds can clash
+# with a real network the machine reaches.
+IPV6_DOCUMENTATION = ipaddress.IPv6Network("2001:db8::/32")
 # A host's name ends up in "veth-HOST", and an interface name has at most 15 characters.
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,9}$")
 NETNS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -53,6 +60,7 @@ class Host:
     netns: str
     pidfile: str
     engine: bool
+    address6: str | None = None  # None: the host is IPv4 only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +69,7 @@ class Lab:
     lan_netns: str
     prefix_length: int
     hosts: dict  # name -> Host, sorted by name
+    ipv6_prefix_length: int | None = None  # None: no host has an IPv6 address
 
     @property
     def network(self):
@@ -71,6 +80,19 @@ class Lab:
     @property
     def addresses(self):
         return {name: host.address for name, host in self.hosts.items()}
+
+    @property
+    def network6(self):
+        """The LAN's IPv6 network, or None in an IPv4-only lab."""
+        first = next((host.address6 for host in self.hosts.values() if host.address6), None)
+        if first is None or self.ipv6_prefix_length is None:
+            return None
+        return ipaddress.ip_interface("%s/%d" % (first, self.ipv6_prefix_length)).network
+
+    @property
+    def addresses6(self):
+        """{name: IPv6 address} of the hosts that have one (empty in an IPv4-only lab)."""
+        return {name: host.address6 for name, host in self.hosts.items() if host.address6}
 
     @property
     def engine_hosts(self):
@@ -181,6 +203,13 @@ def _as_bool(value, where):
     raise LabInventoryError("%s must be true or false, not %r" % (where, value))
 
 
+def _as_int(value, name):
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise LabInventoryError("%s must be a number" % name) from exc
+
+
 def _check(lab):
     lab_dir = pathlib.PurePosixPath(lab.dir)
     if not lab_dir.is_absolute() or len(lab_dir.parts) < 3 or str(lab_dir) != lab.dir:
@@ -211,6 +240,43 @@ def _check(lab):
         if pidfile.parent != lab_dir / name or str(pidfile) != host.pidfile:
             raise LabInventoryError("%s: ansible_netns_pidfile %r must be a file in %s (lab.sh writes it there)"
                                     % (name, host.pidfile, lab_dir / name))
+    _check_ipv6(lab)
+
+
+def _check_ipv6(lab):
+    if lab.ipv6_prefix_length is not None and not 32 <= lab.ipv6_prefix_length <= 126:
+        raise LabInventoryError("%s must be 32..126 (a network inside %s), not %d"
+                                % (IPV6_PREFIX_LENGTH, IPV6_DOCUMENTATION, lab.ipv6_prefix_length))
+    seen = {}
+    for name, host in lab.hosts.items():
+        if host.address6 is None:
+            continue
+        try:
+            address = ipaddress.IPv6Address(host.address6)
+        except ValueError as exc:
+            raise LabInventoryError("%s: %s %r is not an IPv6 address" % (name, IPV6_ADDRESS, host.address6)) from exc
+        if address not in IPV6_DOCUMENTATION:
+            raise LabInventoryError("%s: %s %s is outside %s, the documentation range the lab keeps to"
+                                    % (name, IPV6_ADDRESS, address, IPV6_DOCUMENTATION))
+        # One spelling, the kernel's (`ip addr` prints it so): lab.sh compares the two as text.
+        if str(address) != host.address6:
+            raise LabInventoryError("%s: write %s %r as %s" % (name, IPV6_ADDRESS, host.address6, address))
+        if lab.ipv6_prefix_length is None:
+            raise LabInventoryError("%s: %s is set, %s is not (the lab needs both)"
+                                    % (name, IPV6_ADDRESS, IPV6_PREFIX_LENGTH))
+        # The all-zeros address of a network is its subnet-router anycast address, not a host's.
+        if address not in lab.network6 or address == lab.network6.network_address:
+            raise LabInventoryError("%s: %s is not a host address of %s" % (name, address, lab.network6))
+        if address in seen:
+            raise LabInventoryError("%s and %s have the same IPv6 address %s" % (seen[address], name, address))
+        seen[address] = name
+
+
+def _optional(key, variables, host):
+    """An optional variable: None when unset (or set to nothing), else rendered like the others."""
+    if variables.get(key) in (None, ""):
+        return None
+    return _render(key, variables, host)
 
 
 def load(inventory_dir=INVENTORY_DIR):
@@ -222,17 +288,23 @@ def load(inventory_dir=INVENTORY_DIR):
             if wide.setdefault(key, (values[key], name))[0] != values[key]:
                 raise LabInventoryError("%s differs between %s and %s: one lab has one value"
                                         % (key, wide[key][1], name))
+        ipv6_prefix_length = _optional(IPV6_PREFIX_LENGTH, variables, name)
+        if wide.setdefault(IPV6_PREFIX_LENGTH, (ipv6_prefix_length, name))[0] != ipv6_prefix_length:
+            raise LabInventoryError("%s differs between %s and %s: one lab has one value"
+                                    % (IPV6_PREFIX_LENGTH, wide[IPV6_PREFIX_LENGTH][1], name))
+        address6 = _optional(IPV6_ADDRESS, variables, name)
         hosts[name] = Host(name=name, groups=groups, address=str(values["ansible_host"]), netns=str(values["lab_netns"]),
                            pidfile=str(values["ansible_netns_pidfile"]),
-                           engine=_as_bool(values["lab_docker_engine"], "%s: lab_docker_engine" % name))
+                           engine=_as_bool(values["lab_docker_engine"], "%s: lab_docker_engine" % name),
+                           address6=None if address6 is None else str(address6))
     if not hosts:
         raise LabInventoryError("the lab inventory in %s has no hosts" % inventory_dir)
-    try:
-        prefix_length = int(wide["lab_prefix_length"][0])
-    except ValueError as exc:
-        raise LabInventoryError("lab_prefix_length must be a number") from exc
+    prefix_length = _as_int(wide["lab_prefix_length"][0], "lab_prefix_length")
+    ipv6_prefix_length = wide[IPV6_PREFIX_LENGTH][0]
+    if ipv6_prefix_length is not None:
+        ipv6_prefix_length = _as_int(ipv6_prefix_length, IPV6_PREFIX_LENGTH)
     lab = Lab(dir=str(wide["lab_dir"][0]), lan_netns=str(wide["lab_lan_netns"][0]), prefix_length=prefix_length,
-              hosts=hosts)
+              hosts=hosts, ipv6_prefix_length=ipv6_prefix_length)
     _check(lab)
     return lab
 
@@ -241,8 +313,10 @@ def load(inventory_dir=INVENTORY_DIR):
 
 
 def as_dict(lab):
+    network6 = lab.network6
     return {"dir": lab.dir, "lan_netns": lab.lan_netns, "prefix_length": lab.prefix_length,
-            "network": str(lab.network),
+            "network": str(lab.network), "ipv6_prefix_length": lab.ipv6_prefix_length,
+            "network6": None if network6 is None else str(network6),
             "hosts": {name: dataclasses.asdict(host) for name, host in lab.hosts.items()}}
 
 
@@ -258,9 +332,12 @@ def as_shell(lab):
         "LAB_DIR=%s" % q(lab.dir),
         "LAN_NS=%s" % q(lab.lan_netns),
         "PREFIX_LEN=%d" % lab.prefix_length,
+        # Empty, and ADDRESS6 without entries, in an IPv4-only lab.
+        "PREFIX6_LEN=%s" % ("" if lab.ipv6_prefix_length is None else "%d" % lab.ipv6_prefix_length),
         "HOSTS=(%s)" % " ".join(q(h.name) for h in hosts),
         "ENGINE_HOSTS=(%s)" % " ".join(q(name) for name in lab.engine_hosts),
         assoc("ADDRESS", {h.name: h.address for h in hosts}),
+        assoc("ADDRESS6", lab.addresses6),
         assoc("NETNS", {h.name: h.netns for h in hosts}),
         assoc("PIDFILE", {h.name: h.pidfile for h in hosts}),
     ]) + "\n"
