@@ -40,6 +40,8 @@ IMAGES_ENV = REPO / 'tools' / 'lab' / 'images.env'
 HOSTS = tuple(LAB.hosts)
 ENGINE_HOSTS = LAB.engine_hosts
 NETNS = {name: host.netns for name, host in LAB.hosts.items()}
+# The lab is dual stack: every host has an IPv6 address too (inventory.py checks the range).
+ADDRESS6 = LAB.addresses6
 # The public contract (design §2): the inventory's hosts and the groups the playbooks target.
 GROUP_OF = {'client': 'clients', 'router': 'routers', 'web': 'webservers'}
 
@@ -281,6 +283,22 @@ def test_hosts_have_the_inventory_addresses_and_no_route_out():
 
 
 @pytest.mark.usefixtures('lab_up')
+def test_hosts_are_dual_stack_with_no_ipv6_route_out():
+    assert set(ADDRESS6) == set(HOSTS)
+    for host in HOSTS:
+        sysctls = in_host(host, 'cat', '/proc/sys/net/ipv6/conf/all/disable_ipv6',
+                          '/proc/sys/net/ipv6/conf/eth0/disable_ipv6')
+        assert sysctls.split() == ['0', '0'], (host, sysctls)
+        # nodad: usable at once, never left tentative.
+        addrs = run('ip', '-n', NETNS[host], '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global')
+        assert re.fullmatch(r'\d+: eth0\s+inet6 %s/%d scope global nodad \\.*\n' % (
+            re.escape(ADDRESS6[host]), LAB.ipv6_prefix_length), addrs), (host, addrs)
+        # The connected LAN and the link-local network only (the roles add routes later).
+        routes = [line.split()[0] for line in run('ip', '-n', NETNS[host], '-6', 'route', 'show').splitlines()]
+        assert sorted(routes) == sorted([str(LAB.network6), 'fe80::/64']), (host, routes)
+
+
+@pytest.mark.usefixtures('lab_up')
 def test_hosts_reach_each_other_on_the_bridge():
     for host in ('router', 'web'):
         address = LAB.hosts[host].address
@@ -288,6 +306,23 @@ def test_hosts_reach_each_other_on_the_bridge():
         probe = subprocess.run(['ip', 'netns', 'exec', NETNS['client'], 'timeout', '5', 'bash', '-c',
                                 ': </dev/tcp/%s/9' % address], capture_output=True, text=True, check=False)
         assert probe.returncode == 1 and 'Connection refused' in probe.stderr, (host, probe.returncode, probe.stderr)
+
+
+def tcp_refused(host, address, port=9):
+    """From inside HOST, a TCP connection to a closed port of ADDRESS is refused: the peer's RST
+    came back, so the IP path works both ways (the hosts have no ping; bash's /dev/tcp suffices)."""
+    probe = subprocess.run(['nsenter', '--target', str(holder_pid(host)), '--mount', '--net', '--uts', '--',
+                            'timeout', '5', 'bash', '-c', ': </dev/tcp/%s/%d' % (address, port)],
+                           capture_output=True, text=True, check=False)
+    assert probe.returncode == 1 and 'Connection refused' in probe.stderr, (
+        host, address, probe.returncode, probe.stderr)
+
+
+@pytest.mark.usefixtures('lab_up')
+def test_hosts_reach_each_other_over_ipv6():
+    for host in ('router', 'web'):
+        tcp_refused('client', ADDRESS6[host])
+    tcp_refused('web', ADDRESS6['client'])
 
 
 @pytest.mark.usefixtures('lab_up')
@@ -330,6 +365,30 @@ def test_up_again_changes_nothing():
     assert 'already up, nothing changed' in proc.stderr, proc.stderr
     assert {h: holder_pid(h) for h in HOSTS} == STATE['holders']
     assert {h: engine_pid(h) for h in ENGINE_HOSTS} == STATE['engines']
+
+
+@pytest.mark.usefixtures('lab_up')
+def test_up_puts_back_a_lost_ipv6_address():
+    # The router loses its address; the web host has IPv6 turned off on eth0 (which drops it too).
+    run('ip', '-n', NETNS['router'], '-6', 'addr', 'del', '%s/%d' % (ADDRESS6['router'], LAB.ipv6_prefix_length),
+        'dev', 'eth0')
+    run('nsenter', '--net=/run/netns/%s' % NETNS['web'], 'sh', '-c',
+        'echo 1 >/proc/sys/net/ipv6/conf/eth0/disable_ipv6')
+    status = lab('status')
+    assert status.returncode == 3, status.stdout
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()}
+    assert 'no IPv6 address' in lines['router'] and 'no IPv6 address' in lines['web'], status.stdout
+    assert ADDRESS6['client'] in lines['client']
+    proc = lab('up')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'router: eth0 %s/%d' % (ADDRESS6['router'], LAB.ipv6_prefix_length) in proc.stderr, proc.stderr
+    assert 'web: IPv6 enabled (net.ipv6.conf.eth0.disable_ipv6=0)' in proc.stderr, proc.stderr
+    # Only the addresses were missing: no host was rebuilt for them.
+    assert {h: holder_pid(h) for h in HOSTS} == STATE['holders']
+    assert {h: engine_pid(h) for h in ENGINE_HOSTS} == STATE['engines']
+    assert lab('status').returncode == 0
+    test_hosts_are_dual_stack_with_no_ipv6_route_out()
+    test_hosts_reach_each_other_over_ipv6()
 
 
 @pytest.mark.usefixtures('lab_up')
@@ -376,6 +435,8 @@ def test_reboot_keeps_the_disk_and_loses_run_tmp_and_processes():
     assert in_host('web', 'sh', '-c', 'ls /tmp/reboot-probe /run/reboot-probe 2>/dev/null', check=False) == ''
     assert lab('status').returncode == 0
     remember_lab()
+    # The new network namespace got the IPv6 address back too.
+    tcp_refused('client', ADDRESS6['web'])
 
 
 @pytest.mark.usefixtures('lab_up')
@@ -391,6 +452,7 @@ def test_up_repairs_a_half_broken_lab():
     assert lab('status').returncode == 0
     remember_lab()
     test_hosts_reach_each_other_on_the_bridge()
+    test_hosts_reach_each_other_over_ipv6()
     test_hosts_are_named_and_have_their_own_files()
 
 
@@ -458,7 +520,8 @@ def test_controller_is_as_before(key):
 # each state whatever the machine has: in a mount namespace of their own with a fresh /run (the
 # controller's is never touched), another user of `ip netns` leaves /run/netns as the case says,
 # then lab.sh builds and removes a one-host lab (no engine, so it is quick) from an inventory made
-# of the lab inventory's first host without an engine.
+# of the lab inventory's first host without an engine, and without its IPv6 address: an IPv4-only
+# inventory still builds a lab that is up, with no IPv6 address on the host.
 RUN_NETNS_CASES = {
     'absent': '',
     'directory': 'mkdir /run/netns',
@@ -483,6 +546,8 @@ rc=0
 bash "$LAB_SH" up >&2 || rc=$?
 echo "up $(state)"
 pid=$(cat "$HOLDER_PIDFILE" 2>/dev/null) && echo "holder $pid $(cut -d' ' -f22 "/proc/$pid/stat")"
+echo "inet6 $(ip -n "$HOST_NETNS" -6 -o addr show dev eth0 scope global | wc -l)"
+bash "$LAB_SH" status >&2; echo "status $?"
 bash "$LAB_SH" down >&2 || rc=$?
 echo "after $(state)"
 exit $rc
@@ -506,7 +571,9 @@ def test_down_leaves_run_netns_as_up_found_it(tmp_path, case):
     assert not Path(CASE_LAB_DIR).exists(), 'a leftover of an earlier run: remove %s' % CASE_LAB_DIR
     case_lab = case_inventory(tmp_path / 'inventory')
     (host,) = case_lab.hosts.values()
-    env = lab_env(LAB_INVENTORY=str(tmp_path / 'inventory'), LAB_SH=str(LAB_SH), HOLDER_PIDFILE=host.pidfile)
+    assert case_lab.addresses6 == {}
+    env = lab_env(LAB_INVENTORY=str(tmp_path / 'inventory'), LAB_SH=str(LAB_SH), HOLDER_PIDFILE=host.pidfile,
+                  HOST_NETNS=host.netns)
     proc = subprocess.run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
                            CASE_SCRIPT % RUN_NETNS_CASES[case]], capture_output=True, text=True, env=env,
                           timeout=600, check=False)
@@ -514,6 +581,7 @@ def test_down_leaves_run_netns_as_up_found_it(tmp_path, case):
     states = dict(line.split(' ', 1) for line in proc.stdout.splitlines())
     # The lab really used /run/netns in there, and its holder is gone with it.
     assert states['up'].startswith('mount: ') and {host.netns, case_lab.lan_netns} <= set(states['up'].split()[1:])
+    assert states['status'] == '0' and states['inet6'] == '0', proc.stdout + proc.stderr[-3000:]
     pid, started = states['holder'].split()
     assert not alive(int(pid), started)
     assert states['after'] == states['before'], proc.stderr[-3000:]

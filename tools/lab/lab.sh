@@ -10,7 +10,8 @@
 #
 # A host HOST is:
 #   - its network namespace (lab_netns, tproxy-HOST): lo, and eth0 (a veth whose peer sits on the
-#     bridge br0 inside the namespace lab_lan_netns, tproxy-lan) with the host's address; no default route;
+#     bridge br0 inside the namespace lab_lan_netns, tproxy-lan) with the host's address, and its
+#     IPv6 address too when the inventory gives it one (tproxy_ipv6_address); no default route;
 #   - a holder process (tools/lab/holder.sh) in that namespace with a mount and UTS namespace of its
 #     own, where $LAB_DIR/HOST/{etc,var-lib,run,tmp,usr-local-sbin} are bound over /etc,
 #     /var/lib, /run, /tmp and /usr/local/sbin;
@@ -35,8 +36,9 @@ DOCKER=${DOCKER:-/usr/bin/docker}
 IMAGES_SH="$HERE/images.sh"
 if [ -z "${PYTHON:-}" ] && [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; fi
 [ -z "${PYTHON:-}" ] || export PYTHON
-# LAB_DIR, LAN_NS, PREFIX_LEN, HOSTS, ENGINE_HOSTS and, per host, ADDRESS, NETNS and PIDFILE,
-# from the inventory (every value shell-quoted there).
+# LAB_DIR, LAN_NS, PREFIX_LEN, PREFIX6_LEN, HOSTS, ENGINE_HOSTS and, per host, ADDRESS, NETNS and
+# PIDFILE, and ADDRESS6 for the hosts that have an IPv6 address, from the inventory (every value
+# shell-quoted there). An IPv4-only inventory gives an empty ADDRESS6 and PREFIX6_LEN.
 LAB_VARS=$("${PYTHON:-python3}" "$HERE/inventory.py" shell "${LAB_INVENTORY:-$REPO/inventories/lab}") ||
   { echo "lab: error: cannot read the lab inventory (above); run \`make bootstrap\` for the venv" >&2; exit 1; }
 eval "$LAB_VARS"
@@ -209,6 +211,38 @@ host_net_ensure() { # HOST
     changed "$1: eth0 ${ADDRESS[$1]}/$PREFIX_LEN"
   fi
   ip -n "$ns" link set eth0 up
+  host_ipv6_ensure "$1"
+}
+
+# HOST: the inventory's IPv6 address is on eth0, usable. The kernel drops a link's IPv6 addresses
+# when the link goes down or IPv6 is turned off on it, so this runs after `link set eth0 up`.
+host_ipv6_ok() {
+  ip -n "$(netns_of "$1")" -6 -o addr show dev eth0 2>/dev/null |
+    awk -v want="${ADDRESS6[$1]}/$PREFIX6_LEN" '$3 == "inet6" && $4 == want && !/ (tentative|dadfailed) / { ok = 1 }
+      END { exit !ok }'
+}
+
+# HOST (a host without tproxy_ipv6_address: nothing to do, the host stays IPv4 only).
+host_ipv6_ensure() {
+  local ns key
+  [ -n "${ADDRESS6[$1]:-}" ] || return 0
+  ns=$(netns_of "$1")
+  # A new netns starts from the kernel's IPv6 defaults, not the controller's settings; those say
+  # "off" on a kernel booted with ipv6.disable_ipv6=1, and anyone may have turned it off since.
+  nsenter --net="/run/netns/$ns" test -d /proc/sys/net/ipv6 ||
+    die "$1: this kernel has no IPv6 (booted with ipv6.disable=1?); the lab inventory gives $1 an IPv6 address"
+  for key in all eth0; do
+    if [ "$(nsenter --net="/run/netns/$ns" cat "/proc/sys/net/ipv6/conf/$key/disable_ipv6")" != 0 ]; then
+      nsenter --net="/run/netns/$ns" sh -c "echo 0 >/proc/sys/net/ipv6/conf/$key/disable_ipv6"
+      changed "$1: IPv6 enabled (net.ipv6.conf.$key.disable_ipv6=0)"
+    fi
+  done
+  host_ipv6_ok "$1" && return 0
+  # An address stuck in duplicate address detection is not usable: replaced, not kept.
+  ip -n "$ns" -6 addr del "${ADDRESS6[$1]}/$PREFIX6_LEN" dev eth0 2>/dev/null || true
+  # nodad: usable at once, no DAD delay; the inventory hands each address out once (inventory.py checks).
+  ip -n "$ns" -6 addr add "${ADDRESS6[$1]}/$PREFIX6_LEN" dev eth0 nodad
+  changed "$1: eth0 ${ADDRESS6[$1]}/$PREFIX6_LEN"
 }
 
 # ---------------------------------------------------------------- a host's disk
@@ -228,6 +262,8 @@ seed_etc() { # HOST
     echo "127.0.0.1 localhost"
     echo "::1 localhost ip6-localhost ip6-loopback"
     local host
+    # IPv4 only, also in a dual-stack lab: a name must keep resolving to the address the roles
+    # (IPv4 only for now) expect, not to an IPv6 one that a resolver would try first.
     for host in "${HOSTS[@]}"; do echo "${ADDRESS[$host]} $host"; done
   } >"$part/hosts"
   if is_engine_host "$1"; then
@@ -517,13 +553,20 @@ cmd_down() {
 }
 
 host_state() { # HOST: one line
-  local ns addr holder engine
+  local ns addr addr6="" holder engine
   ns=$(netns_of "$1")
   if netns_exists "$ns"; then
     addr=$(ip -n "$ns" -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}')
     addr=${addr:-"no address"}
+    # A dual-stack lab adds a column (an IPv4-only host shows "-"); an IPv4-only lab prints as before.
+    if [ ${#ADDRESS6[@]} -gt 0 ]; then
+      addr6=$(ip -n "$ns" -6 -o addr show dev eth0 scope global 2>/dev/null | awk '{ printf "%s%s", s, $4; s = "," }')
+      [ -n "${ADDRESS6[$1]:-}" ] || addr6=${addr6:-"-"}
+      addr6=${addr6:-"no IPv6 address"}
+    fi
   else
     addr="no netns"
+    [ ${#ADDRESS6[@]} -eq 0 ] || addr6="-"
   fi
   if holder_healthy "$1"; then holder="holder $(holder_pid "$1")"; else holder="holder down"; fi
   if ! is_engine_host "$1"; then
@@ -533,12 +576,17 @@ host_state() { # HOST: one line
   else
     engine="dockerd down"
   fi
-  printf '%-7s %-16s %-18s %-18s %s\n' "$1" "$ns" "$addr" "$holder" "$engine"
+  if [ ${#ADDRESS6[@]} -gt 0 ]; then
+    printf '%-7s %-16s %-18s %-20s %-18s %s\n' "$1" "$ns" "$addr" "$addr6" "$holder" "$engine"
+  else
+    printf '%-7s %-16s %-18s %-18s %s\n' "$1" "$ns" "$addr" "$holder" "$engine"
+  fi
 }
 
 host_up() { # HOST: everything `up` promises for it
   holder_healthy "$1" || return 1
   ip -n "$(netns_of "$1")" -4 -o addr show dev eth0 2>/dev/null | grep -qw "inet ${ADDRESS[$1]}/$PREFIX_LEN" || return 1
+  [ -z "${ADDRESS6[$1]:-}" ] || host_ipv6_ok "$1" || return 1
   ip -n "$LAN_NS" link show "veth-$1" 2>/dev/null | grep -q "master $BRIDGE" || return 1
   ! is_engine_host "$1" || engine_healthy "$1"
 }
