@@ -5,14 +5,20 @@
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleFilterError
+
 DOCUMENTATION = r"""
 name: topology_addresses
 author: tproxy.envoy contributors (@tproxy)
 version_added: 0.1.0
 short_description: The addresses hosts use to reach each other
 description:
-  - For each inventory host name, the address it has inside the topology, C(private_ip_address)
-    (set by the aws_ec2 inventory) or else C(ansible_host), or else the host name itself.
+  - For each inventory host name, the address it has inside the topology.
+  - "With O(family=ipv4): C(private_ip_address) (set by the aws_ec2 inventory) or else C(ansible_host),
+    or else the host name itself."
+  - "With O(family=ipv6): C(tproxy_ipv6_address) or else the first IPv6 address the aws_ec2 inventory
+    gives the host (C(network_interfaces[].ipv6_addresses[].ipv6_address), the primary interface first).
+    A host with neither has no IPv6 topology address and is left out of the result."
   - Routes and firewall rules are built from these, never from hard-coded addresses.
 positional: hostvars
 options:
@@ -25,25 +31,42 @@ options:
     description: The C(hostvars) magic variable.
     type: dict
     required: true
+  family:
+    description: Which address family's topology address to give.
+    type: str
+    choices: [ipv4, ipv6]
+    default: ipv4
 """
 
 EXAMPLES = r"""
 - name: Show where the web servers are
   ansible.builtin.debug:
     msg: "{{ groups['webservers'] | tproxy.envoy.topology_addresses(hostvars) }}"
+
+- name: Show the web servers' IPv6 addresses (IPv4-only web servers are left out)
+  ansible.builtin.debug:
+    msg: "{{ groups['webservers'] | tproxy.envoy.topology_addresses(hostvars, family='ipv6') }}"
 """
 
 RETURN = r"""
 _value:
-  description: One address per host, in the order given.
+  description:
+    - One address per host, in the order given.
+    - With O(family=ipv6), only the hosts that have an IPv6 address, in the order given.
   type: list
   elements: str
 """
 
+FAMILIES = ("ipv4", "ipv6")
+
+
+def _facts(hostvars, host):
+    return hostvars.get(host, {}) if hasattr(hostvars, "get") else hostvars[host]
+
 
 def topology_address(hostvars, host):
-    """The topology address of one inventory host."""
-    facts = hostvars.get(host, {}) if hasattr(hostvars, "get") else hostvars[host]
+    """The IPv4 topology address of one inventory host."""
+    facts = _facts(hostvars, host)
     for key in ("private_ip_address", "ansible_host"):
         value = facts.get(key)
         if value:
@@ -51,9 +74,37 @@ def topology_address(hostvars, host):
     return str(host)
 
 
-def topology_addresses(hosts, hostvars):
-    """The topology address of each host in ``hosts``."""
-    return [topology_address(hostvars, host) for host in hosts]
+def _device_index(interface):
+    attachment = interface.get("attachment") or {}
+    index = attachment.get("device_index") if hasattr(attachment, "get") else None
+    return index if isinstance(index, int) else float("inf")
+
+
+def topology_address6(hostvars, host):
+    """The IPv6 topology address of one inventory host, or None when it has none."""
+    facts = _facts(hostvars, host)
+    value = facts.get("tproxy_ipv6_address")
+    if value:
+        return str(value)
+    # The aws_ec2 inventory's shape; the primary interface (device index 0) first, as for
+    # private_ip_address.
+    interfaces = [i for i in facts.get("network_interfaces") or () if hasattr(i, "get")]
+    for interface in sorted(interfaces, key=_device_index):
+        for entry in interface.get("ipv6_addresses") or ():
+            value = entry.get("ipv6_address") if hasattr(entry, "get") else None
+            if value:
+                return str(value)
+    return None
+
+
+def topology_addresses(hosts, hostvars, family="ipv4"):
+    """The topology address of each host in ``hosts`` (for ipv6, of each host that has one)."""
+    if family not in FAMILIES:
+        raise AnsibleFilterError("topology_addresses: family must be ipv4 or ipv6, not %r" % (family,))
+    if family == "ipv4":
+        return [topology_address(hostvars, host) for host in hosts]
+    addresses = (topology_address6(hostvars, host) for host in hosts)
+    return [address for address in addresses if address]
 
 
 class FilterModule:
