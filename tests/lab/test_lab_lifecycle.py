@@ -481,9 +481,11 @@ def test_no_lab_process_namespace_mount_or_cgroup_is_left():
                  if ('net', info['net']) in STATE['ns'] or ('mnt', info['mnt']) in STATE['ns']}
     assert not in_lab_ns, in_lab_ns
     new = {pid: info for pid, info in now.items() if pid not in STATE['processes_before']}
+    # The lab's directory or cgroup (/var/lib/tproxy-lab/..., /tproxy-lab/HOST) in a command line, not
+    # any "tproxy-lab": a lab user queued on the shared lock (flock /tmp/tproxy-lab.lock ...) is no lab process.
     lab_like = {pid: info for pid, info in new.items()
-                if 'tproxy-lab' in info['cmdline'] or info['comm'] in ('dockerd', 'containerd', 'containerd-shim')
-                and info['mnt'] != ns_inode('self', 'mnt')}
+                if re.search(r'/tproxy-lab(/|\s|$)', info['cmdline'])
+                or info['comm'] in ('dockerd', 'containerd', 'containerd-shim') and info['mnt'] != ns_inode('self', 'mnt')}
     assert not lab_like, lab_like
     assert 'tproxy' not in run('findmnt', '-rn', '-o', 'TARGET,SOURCE')
     netns = os.listdir('/run/netns') if os.path.isdir('/run/netns') else []
