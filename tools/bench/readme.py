@@ -1,21 +1,41 @@
 #!/usr/bin/env python
-"""The README's bench section, generated from tools/bench/results/latest.json (never typed in).
+"""The README's bench section, generated from the newest results file (never typed in).
 
     tools/bench/readme.py --update README.md   rewrite the part between the markers
-    tools/bench/readme.py --check README.md    exit 1 if it differs from latest.json (make docs-check)
+    tools/bench/readme.py --check README.md    exit 1 if it differs from the newest results (make docs-check)
 
-run.py calls update() after each full run, so the README always shows the latest results.
+Each full run writes one set of files named by its date (results/YYYY-MM-DD.json, .md, .png); the
+newest by name is the latest. run.py calls update() after each full run, so the README always shows
+the latest results and links that run's own files.
 """
 
 import argparse
 import json
 import os
+import re
 import sys
 
 import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LATEST = os.path.join(HERE, "results", "latest.json")
+RESULTS = os.path.join(HERE, "results")
+RESULTS_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
+
+
+def newest_results(directory=RESULTS):
+    """The newest run's JSON file (names are dates, so the newest sorts last)."""
+    names = sorted(name for name in os.listdir(directory) if RESULTS_FILE.match(name))
+    if not names:
+        raise FileNotFoundError(f"no results file (YYYY-MM-DD.json) in {directory}")
+    return os.path.join(directory, names[-1])
+
+
+def run_files(results):
+    """The repository paths of the run's own files, by extension."""
+    stem = (results.get("date") or "YYYY-MM-DD")[:10]
+    return {ext: f"tools/bench/results/{stem}.{ext}" for ext in ("json", "md", "png")}
+
+
 BEGIN, END = "<!-- BEGIN bench: latest -->", "<!-- END bench: latest -->"
 README_PATHS = ("direct", "envoy-tproxy", "envoy-redirect", "haproxy-http", "envoy-tcp", "haproxy-tcp")
 
@@ -56,7 +76,7 @@ def feature_costs(results):
                     f"{report.fmt(instr, ',')} |")
     lines = ["What the access log, a policy and the TLS port cost (Envoy as the role configures it; "
              "`stdout` is Envoy's standard output, a file here, without the container runtime's share; "
-             "targets as in `tools/bench/results/latest.md`: static nginx, the same over TLS):", "",
+             f"targets as in `{run_files(results)['md']}`: static nginx, the same over TLS):", "",
              "| configuration | target | conns | req/s | × direct | proxy CPU µs/request | instructions/request |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
     sentence = " ".join(filter(None, (defaults_sentence(results), carrier_sentence(results))))
@@ -130,6 +150,9 @@ def section(results):
     if all(name in steps for name, _label in wanted):
         lines.append("Playbooks on the lab: " + ", ".join(f"{label} {steps[name]:.1f} s"
                                                           for name, label in wanted) + ".")
+    files = run_files(results)
+    lines += ["", f"This run's files: `{files['json']}`, `{files['md']}`.", "",
+              f"![throughput and latency per path]({files['png']})"]
     return "\n".join(lines).rstrip("\n")
 
 
@@ -156,7 +179,8 @@ def main(argv=None):
     mode.add_argument("--update", metavar="README")
     mode.add_argument("--check", metavar="README")
     args = ap.parse_args(argv)
-    with open(LATEST, encoding="utf-8") as f:
+    latest = newest_results()
+    with open(latest, encoding="utf-8") as f:
         results = json.load(f)
     if args.update:
         update(args.update, results)
@@ -164,7 +188,7 @@ def main(argv=None):
     with open(args.check, encoding="utf-8") as f:
         text = f.read()
     if replace(text, section(results)) != text:
-        print(f"{args.check}: the bench section differs from {LATEST}; run tools/bench/readme.py --update "
+        print(f"{args.check}: the bench section differs from {latest}; run tools/bench/readme.py --update "
               f"{args.check}", file=sys.stderr)
         return 1
     return 0

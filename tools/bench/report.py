@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 
 import configs
 import load
@@ -197,6 +196,3 @@ def write_all(results, out):
     with open(stem + ".md", "w", encoding="utf-8") as f:
         f.write(markdown(results) + "\n")
     plot(results, stem + ".png")
-    # Copies, not links: the README shows latest.* wherever the repository is rendered.
-    for ext in ("json", "md", "png"):
-        shutil.copyfile(f"{stem}.{ext}", os.path.join(out, f"latest.{ext}"))
