@@ -314,15 +314,27 @@ holder_healthy() { # HOST: the holder lives in the host's current network namesp
   [ -n "$pid" ] && netns_exists "$ns" && [ "$(ns_inode "$pid" net)" = "$(netns_inode "$ns")" ]
 }
 
+# Run as `detached COMMAND... &`: COMMAND in a new session (a Ctrl-C in the terminal that ran
+# `make lab` must not reach the lab's hosts), holding no descriptor above 2 of this script's: a lock
+# its caller holds (`flock /tmp/tproxy-lab.lock make lab`) would otherwise stay held by the lab's
+# daemons for as long as the lab is up. `&` makes the subshell that execs setsid, which execs
+# COMMAND (not a group leader: no fork), so $! is COMMAND's PID.
+detached() {
+  local fd
+  for fd in $(ls "/proc/$BASHPID/fd"); do
+    if [ "$fd" -gt 2 ] && [ "$fd" != 255 ]; then eval "exec $fd>&-"; fi
+  done
+  exec setsid "$@"
+}
+
 holder_start() { # HOST
   local dir ns pid deadline
   dir=$(host_dir "$1")
   ns=$(netns_of "$1")
   fresh_volatile_dirs "$1"
-  # setsid: a Ctrl-C in the terminal that ran `make lab` must not reach the lab's hosts.
-  setsid nsenter --net="/run/netns/$ns" \
+  detached nsenter --net="/run/netns/$ns" \
     unshare --mount --uts --propagation private /bin/sh "$HERE/holder.sh" "$dir" "$1" "${SHARED_PATHS[@]}" \
-    </dev/null >"$dir/holder.log" 2>&1 8<&- &
+    </dev/null >"$dir/holder.log" 2>&1 &
   pid=$!
   # The PID stays the same through nsenter, unshare and sh until `exec sleep`: sleeping = ready.
   deadline=$((SECONDS + 10))
@@ -431,8 +443,8 @@ engine_start() { # HOST
   # /etc/docker/daemon.json and the iptables rules are all the lab host's own.
   # --cgroup-parent: the containers' cgroups go under /tproxy-lab/HOST, so `down` can remove
   # exactly those and never the "docker" cgroups of an engine on the controller.
-  setsid nsenter --target "$holder" --mount --net --uts -- dockerd --cgroup-parent="$(cgroup_parent "$1")" \
-    </dev/null >>"$dir/dockerd.log" 2>&1 8<&- &
+  detached nsenter --target "$holder" --mount --net --uts -- dockerd --cgroup-parent="$(cgroup_parent "$1")" \
+    </dev/null >>"$dir/dockerd.log" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/dockerd.pid"
   deadline=$((SECONDS + 60))
