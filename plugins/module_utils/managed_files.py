@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 
@@ -77,9 +78,9 @@ def write_atomic(path, content, mode, validate=None, dir_mode=0o755):
 
 
 def remove(path):
-    """Remove a file or an empty directory; True when something was there."""
+    """Remove a file, or a directory with everything in it; True when something was there."""
     if os.path.isdir(path) and not os.path.islink(path):
-        os.rmdir(path)
+        shutil.rmtree(path)
         return True
     try:
         os.unlink(path)

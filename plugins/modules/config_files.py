@@ -47,7 +47,7 @@ options:
         type: bool
         default: false
   absent:
-    description: Files that must not exist (deleted after O(files) are written).
+    description: Files, or directories with everything in them, that must not exist (deleted after O(files) are written).
     type: list
     elements: path
     default: []

@@ -43,3 +43,10 @@ def test_check_mode_reports_the_diff_and_writes_nothing(tmp_path, capsys):
                                             'absent': [str(tmp_path / 'a.yaml')]}, check_mode=True, diff=True)
     assert rc == 0 and result['changed'] and (tmp_path / 'a.yaml').read_text() == 'old\n'
     assert result['diff'][0]['before'] == 'old\n' and result['diff'][0]['after'] == 'new\n'
+
+
+def test_an_absent_directory_goes_with_everything_in_it(tmp_path, capsys):
+    (tmp_path / 'envoy/sub').mkdir(parents=True)
+    (tmp_path / 'envoy/sub/lds.yaml').write_text('x\n')
+    rc, result = run(config_files, capsys, {'absent': [str(tmp_path / 'envoy')]})
+    assert rc == 0 and result['changed'] and not (tmp_path / 'envoy').exists()
