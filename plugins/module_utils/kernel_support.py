@@ -395,3 +395,28 @@ def modprobe_command(modprobe, name, root, release):
     if (root or '/') != '/':
         argv += ['--dirname', root, '--set-version', release]
     return argv + ['--', name]
+
+
+def support_report(root, backend, families, which, run):
+    """What tproxy_kernel reports with load=false, fail_on_missing=false, without loading anything.
+
+    ``loadable`` names the components a run with load=true would load.
+    """
+    facts, components = inspect_kernel(root, backend, families)
+    userspace = inspect_userspace(backend, families, which, run)
+    pieces = missing_pieces(components, userspace, facts)
+    if pieces:
+        msg = failure_message(pieces, backend)
+    else:
+        msg = 'TPROXY support complete for %s (%s); nothing loaded.' % (backend, ', '.join(families))
+    return {
+        'backend': backend,
+        'families': list(families),
+        'supported': not pieces,
+        'components': dict((c['name'], dict((k, v) for k, v in c.items() if k != 'name')) for c in components),
+        'userspace': userspace,
+        'kernel': kernel_summary(facts),
+        'loadable': [c['name'] for c in components if c['state'] == 'loadable'],
+        'missing': [p['name'] for p in pieces],
+        'msg': msg,
+    }

@@ -147,7 +147,7 @@ doc() {
 }
 
 step "ansible-doc: plugins"
-declare -A contract=([module]="tproxy_kernel ec2_source_dest_check" [connection]="netns")
+declare -A contract=([module]="tproxy_kernel host_probe ec2_source_dest_check" [connection]="netns")
 for type in module connection filter test lookup inventory callback; do
   mapfile -t names < <(ansible-doc -t "$type" -l "$namespace.$name" 2>/dev/null | awk '{print $1}')
   for required in ${contract[$type]:-}; do
