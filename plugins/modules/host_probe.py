@@ -58,8 +58,8 @@ options:
     default: false
   service_mgr:
     description:
-      - Report the service manager, as fact gathering's C(ansible_service_mgr) would (same code), also as the
-        fact C(service_mgr), so that a play without fact gathering can use C(ansible_service_mgr).
+      - Report the service manager, as fact gathering's C(ansible_service_mgr) would (same code), and set that
+        fact, so that a play without fact gathering can use C(ansible_service_mgr).
     type: bool
     default: false
   containers:
@@ -197,10 +197,10 @@ service_mgr:
   type: str
   sample: systemd
 ansible_facts:
-  description: The fact C(service_mgr).
+  description: The fact C(ansible_service_mgr) (C(ansible_facts.service_mgr)), as fact gathering sets it.
   returned: when O(service_mgr=true)
   type: dict
-  sample: {service_mgr: systemd}
+  sample: {ansible_service_mgr: systemd}
 engine:
   description: Whether O(docker_socket) exists.
   returned: when O(containers) is not empty
@@ -348,7 +348,8 @@ def main():
         # The facts' own code, so that the answer is the one gather_facts would give.
         found = ServiceMgrFactCollector().collect(module=module, collected_facts={'ansible_system': platform.system()})
         result['service_mgr'] = found['service_mgr']
-        result['ansible_facts'] = {'service_mgr': found['service_mgr']}
+        # Named as setup names it: ansible_service_mgr, and ansible_facts.service_mgr.
+        result['ansible_facts'] = {'ansible_service_mgr': found['service_mgr']}
 
     result['containers'] = {}
     if params['containers']:

@@ -162,7 +162,7 @@ def test_service_mgr_is_what_fact_gathering_says_and_a_fact(capsys):
     expected = ServiceMgrFactCollector().collect(module=_Module(),
                                                  collected_facts={'ansible_system': 'Linux'})['service_mgr']
     assert result['service_mgr'] == expected
-    assert result['ansible_facts'] == {'service_mgr': expected}
+    assert result['ansible_facts'] == {'ansible_service_mgr': expected}
 
 
 class _Module:
