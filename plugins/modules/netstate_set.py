@@ -148,9 +148,9 @@ class NetstateSet:
         cmd = [self.params['script']] + list(args)
         rc, out, err = self.module.run_command(cmd, data=data, binary_data=data is not None)
         if rc not in allowed:
+            said = (err or out).strip()
             self.module.fail_json(
-                msg="netstate %s: '%s' failed (exit %d): %s" % (self.params['name'], ' '.join(args), rc,
-                                                                 (err or out).strip()),
+                msg="netstate %s: '%s' failed (exit %d): %s" % (self.params['name'], ' '.join(args), rc, said),
                 rc=rc, stdout=out, stderr=err, **self.result)
         return rc, out
 

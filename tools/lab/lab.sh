@@ -320,8 +320,9 @@ holder_healthy() { # HOST: the holder lives in the host's current network namesp
 # daemons for as long as the lab is up. `&` makes the subshell that execs setsid, which execs
 # COMMAND (not a group leader: no fork), so $! is COMMAND's PID.
 detached() {
-  local fd
-  for fd in $(ls "/proc/$BASHPID/fd"); do
+  local path fd
+  for path in "/proc/$BASHPID/fd/"*; do
+    fd=${path##*/}
     if [ "$fd" -gt 2 ] && [ "$fd" != 255 ]; then eval "exec $fd>&-"; fi
   done
   exec setsid "$@"
