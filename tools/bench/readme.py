@@ -144,16 +144,38 @@ def section(results):
     lines.append("")
     lines += feature_costs(results)
     lines += report.profile_markdown(results.get("profile"))
-    steps = {s["name"]: s["seconds"] for s in (results.get("control") or {}).get("steps", [])}
-    wanted = [("site.yml cold", "`site.yml` cold"), ("site.yml warm (changed=0 expected)", "warm"),
-              ("teardown.yml", "`teardown.yml`")]
-    if all(name in steps for name, _label in wanted):
-        lines.append("Playbooks on the lab: " + ", ".join(f"{label} {steps[name]:.1f} s"
-                                                          for name, label in wanted) + ".")
+    lines += playbooks_section(results)
     files = run_files(results)
     lines += ["", f"This run's files: `{files['json']}`, `{files['md']}`.", "",
               f"![throughput and latency per path]({files['png']})"]
     return "\n".join(lines).rstrip("\n")
+
+
+def playbooks_section(results):
+    """The control path: medians against their targets, then the larger labs (or, for a run from
+    before the medians, its one time per playbook)."""
+    control = results.get("control") or {}
+    targets = report.control_targets_markdown(control)
+    if targets:
+        lines = ["The playbooks on the lab (3 hosts; `teardown.yml` then `site.yml`, then `site.yml` "
+                 "again, three cycles; targets from issue 18):", "", *targets]
+        scale = report.scale_markdown(results)
+        if scale:
+            lines += ["The same playbooks on larger labs (`LAB_INVENTORY`: the lab inventory with more hosts, "
+                      "`tools/bench/scale.py`; one run each). Memory is the controller's: the highest sum of PSS "
+                      "of `ansible-playbook` and its workers (sampled), and the largest single process's max RSS. "
+                      "The hosts share the controller's CPUs here, so the times include the modules' own work "
+                      "on every host, which real hosts would do on theirs:", "", *scale]
+        while lines[-1] == "":
+            lines.pop()
+        return lines
+    steps = {s["name"]: s["seconds"] for s in control.get("steps", [])}
+    wanted = [("site.yml cold", "`site.yml` cold"), ("site.yml warm (changed=0 expected)", "warm"),
+              ("teardown.yml", "`teardown.yml`")]
+    if all(name in steps for name, _label in wanted):
+        return ["Playbooks on the lab: " + ", ".join(f"{label} {steps[name]:.1f} s"
+                                                     for name, label in wanted) + "."]
+    return []
 
 
 def replace(text, body):

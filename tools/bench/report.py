@@ -117,18 +117,47 @@ def markdown(results):
     control = results.get("control")
     if control:
         lines += ["Control path (ansible-playbook against the lab):", "",
-                  "| step | seconds | recap |", "| --- | ---: | --- |"]
-        for step in control["steps"]:
-            lines.append(f"| {step['name']} | {step['seconds']:.1f} | {step.get('recap', '')} |")
+                  "| step | seconds | forks | controller peak PSS sum, processes; largest max RSS | recap |",
+                  "| --- | ---: | ---: | --- | --- |"]
+        lines += [_step_row(step) for step in control["steps"]]
         for name, seconds in control.get("derived", {}).items():
-            lines.append(f"| {name} | {seconds:.1f} | sum of the steps above |")
+            lines.append(f"| {name} | {seconds:.1f} | | | sum of the steps above |")
         lines.append("")
+        lines += control_targets_markdown(control)
         for step in control["steps"]:
-            if step.get("slowest") and step["name"].startswith(("site.yml cold", "site.yml warm (changed")):
+            # The first cycle's: the other two name the same tasks.
+            if step.get("slowest") and step["name"].startswith(("site.yml cold (1/", "site.yml warm (1/")):
                 lines.append(f"Slowest tasks, {step['name']}: "
                              + "; ".join(f"{name} {sec:.1f} s" for name, sec in step["slowest"]))
         lines.append("")
+    lines += scale_steps_markdown(results.get("scale"))
+    lines += scale_markdown(results)
     return "\n".join(lines)
+
+
+def _step_row(step):
+    memory = (f"{step['peak_pss_mib']:.0f} MiB, {step['peak_processes']} processes; {step['maxrss_mib']:.0f} MiB"
+              if "peak_pss_mib" in step else "")
+    return (f"| {step['name']} | {step['seconds']:.1f} | {step.get('forks', '')} | {memory} | "
+            f"{step.get('recap', '')} |")
+
+
+def scale_steps_markdown(scale):
+    """Every step of the larger labs, in order (the README shows their summary)."""
+    if not scale:
+        return []
+    lines = ["Control path on larger labs (the lab taken down, each larger lab built, measured and removed, "
+             "the lab rebuilt and converged):", "",
+             "| step | seconds | forks | controller peak PSS sum, processes; largest max RSS | recap |",
+             "| --- | ---: | ---: | --- | --- |"]
+    lines += [_step_row(step) for step in scale.get("steps", [])]
+    lines.append("")
+    for step in scale.get("steps", []):
+        if step.get("slowest") and step["name"].startswith(("site.yml cold (", "site.yml warm (")) \
+                and step.get("layout") != "lab":
+            lines.append(f"Slowest tasks, {step['name']}: "
+                         + "; ".join(f"{name} {sec:.1f} s" for name, sec in step["slowest"]))
+    return lines + [""]
 
 
 def plot(results, path):
@@ -196,3 +225,167 @@ def write_all(results, out):
     with open(stem + ".md", "w", encoding="utf-8") as f:
         f.write(markdown(results) + "\n")
     plot(results, stem + ".png")
+
+
+# ---------------------------------------------------------------- the control path
+
+KIND_LABELS = {"warm": "warm `site.yml` (changed=0)", "cold": "cold converge: `site.yml` after `teardown.yml`",
+               "teardown": "`teardown.yml`"}
+
+
+def target_met(entry):
+    """Whether a median meets its target (seconds, at most)."""
+    return entry["median"] <= entry["target"]
+
+
+def control_targets_markdown(control):
+    """The control path's medians against their targets (control.summarize), as a table."""
+    summary = (control or {}).get("summary") or {}
+    if not summary:
+        return []
+    runs = max(entry["runs"] for entry in summary.values())
+    lines = [f"| playbook on the lab | median of {runs} | lowest–highest | target | met |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for kind, label in KIND_LABELS.items():
+        entry = summary.get(kind)
+        if not entry:
+            continue
+        lines.append(f"| {label} | {entry['median']:.1f} s | {entry['low']:.1f}–{entry['high']:.1f} s | "
+                     f"≤ {entry['target']:g} s | {'yes' if target_met(entry) else '**no**'} |")
+    return lines + [""]
+
+
+def _scale_steps(scale, layout):
+    return [s for s in (scale or {}).get("steps", []) if s.get("layout") == layout and s["rc"] == 0]
+
+
+def _peak(steps, key):
+    values = [s[key] for s in steps if s.get("kind") and s.get(key)]
+    return max(values) if values else None
+
+
+def scale_rows(results):
+    """One row per lab: {label, hosts, counts, cold, teardown, warm: {forks: s}, peak_pss_mib,
+    maxrss_mib}; the regular lab's times are the control path's medians."""
+    control, scale = results.get("control") or {}, results.get("scale") or {}
+    if not scale.get("layouts"):
+        return []
+    forks = scale.get("forks")
+    summary = control.get("summary") or {}
+    rows = []
+    if summary:
+        steps = [s for s in control.get("steps", []) if s["rc"] == 0]
+        rows.append({"label": "the lab: 1 router, 1 web server, 1 client (medians)", "base": True,
+                     "hosts": max((s.get("hosts") or 0 for s in steps), default=3),
+                     "counts": {"routers": 1, "webservers": 1, "clients": 1},
+                     "cold": summary.get("cold", {}).get("median"),
+                     "teardown": summary.get("teardown", {}).get("median"),
+                     "warm": {forks: summary["warm"]["median"]} if "warm" in summary else {},
+                     "peak_pss_mib": _peak(steps, "peak_pss_mib"), "maxrss_mib": _peak(steps, "maxrss_mib"),
+                     "memory": _memory(steps)})
+    for layout in scale["layouts"]:
+        steps = _scale_steps(scale, layout["key"])
+        by_kind = {kind: [s for s in steps if s.get("kind") == kind] for kind in ("cold", "warm", "teardown")}
+        rows.append({"label": layout["label"], "hosts": layout["hosts"], "counts": layout["counts"],
+                     "cold": next((s["seconds"] for s in by_kind["cold"]), None),
+                     "teardown": next((s["seconds"] for s in by_kind["teardown"]), None),
+                     "warm": {s["forks"]: s["seconds"] for s in by_kind["warm"]},
+                     "peak_pss_mib": _peak(steps, "peak_pss_mib"), "maxrss_mib": _peak(steps, "maxrss_mib"),
+                     "memory": _memory(steps)})
+    return rows
+
+
+def _memory(steps):
+    """[(processes, PSS sum MiB)] of each timed step: the controller's memory against its processes."""
+    return [(s["peak_processes"], s["peak_pss_mib"]) for s in steps
+            if s.get("kind") and s.get("peak_pss_mib") and s.get("peak_processes")]
+
+
+def _secs(value):
+    return "–" if value is None else f"{value:.1f} s"
+
+
+def _mib(value):
+    return "–" if value is None else f"{value:.0f} MiB"
+
+
+def scale_markdown(results):
+    """The playbooks' wall time and the controller's memory against the lab's size, with what
+    each added client or router costs and what forks did."""
+    rows = scale_rows(results)
+    if not rows:
+        return []
+    forks = results["scale"].get("forks")
+    forks_seen = sorted({f for row in rows for f in row["warm"]}, key=lambda f: (f != forks, f))
+    warm_heads = [f"warm, forks {f}" for f in forks_seen]
+    lines = [f"| lab | hosts | `site.yml` cold | {' | '.join(warm_heads)} | `teardown.yml` | "
+             "controller peak (PSS sum) | largest process (max RSS) |",
+             "| --- | ---: | ---: | " + "---: | " * len(warm_heads) + "---: | ---: | ---: |"]
+    for row in rows:
+        warm = " | ".join(_secs(row["warm"].get(f)) for f in forks_seen)
+        lines.append(f"| {row['label']} | {row['hosts']} | {_secs(row['cold'])} | {warm} | {_secs(row['teardown'])} | "
+                     f"{_mib(row['peak_pss_mib'])} | {_mib(row['maxrss_mib'])} |")
+    lines.append("")
+    sentences = [s for s in (_per_host_sentence(rows, forks), _forks_sentence(rows, forks), _memory_sentence(rows))
+                 if s]
+    return lines + ([" ".join(sentences), ""] if sentences else [])
+
+
+GROUP_WORDS = {"routers": ("router", "routers"), "webservers": ("web server", "web servers"),
+               "clients": ("client", "clients")}
+
+
+def _per_host_sentence(rows, forks):
+    """What one more host of a group adds, from the lab's row to each larger lab differing in one group."""
+    base = rows[0] if rows[0].get("base") else None
+    if not base:
+        return None
+    parts = []
+    for row in rows[1:]:
+        grown = [g for g in row["counts"] if row["counts"][g] != base["counts"].get(g)]
+        if len(grown) != 1:
+            continue
+        group = grown[0]
+        added = row["counts"][group] - base["counts"][group]
+        deltas = []
+        for name, key in (("warm `site.yml`", "warm"), ("cold", "cold"), ("`teardown.yml`", "teardown")):
+            new, old = (row["warm"].get(forks), base["warm"].get(forks)) if key == "warm" else (row[key], base[key])
+            if new is not None and old is not None:
+                deltas.append(f"{(new - old) / added:+.2f} s to {name}")
+        if deltas:
+            parts.append(f"each added {GROUP_WORDS[group][0]} {', '.join(deltas)} "
+                         f"(over {added} {GROUP_WORDS[group][1 if added > 1 else 0]})")
+    if not parts:
+        return None
+    return (f"Against the lab ({base['hosts']} hosts, medians; the larger labs ran once each, forks "
+            f"{forks}): " + "; ".join(parts) + ".")
+
+
+def _forks_sentence(rows, forks):
+    """forks: how many hosts Ansible works on at once, and what more forks did where measured."""
+    sentences = []
+    for row in rows:
+        others = [f for f in row["warm"] if f != forks]
+        if forks not in row["warm"] or not others:
+            continue
+        other = others[0]
+        clients = row["counts"].get("clients", 1)
+        sentences.append(
+            f"`forks = {forks}` (ansible.cfg): Ansible runs each task on at most {forks} hosts at a time, one "
+            f"worker process each, so on the {row['hosts']} hosts of {row['label']} a task on every host (the "
+            f"first play) takes at least {-(-row['hosts'] // forks)} rounds and one on the {clients} clients "
+            f"{-(-clients // forks)}; with `forks = {other}` warm `site.yml` took {row['warm'][other]:.1f} s "
+            f"against {row['warm'][forks]:.1f} s.")
+    return " ".join(sentences) or None
+
+
+def _memory_sentence(rows):
+    """The controller's memory follows its processes (ansible-playbook and at most forks workers)."""
+    points = sorted({point for row in rows for point in row.get("memory") or ()})
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    (n_low, m_low), (n_high, m_high) = points[0], points[-1]
+    return (f"The controller's memory follows the worker processes running at once (at most forks, and "
+            f"no more than the play's hosts), not the inventory's size: {m_low:.0f} MiB with {n_low} processes "
+            f"(`ansible-playbook` and its workers), {m_high:.0f} MiB with {n_high}, about "
+            f"{(m_high - m_low) / (n_high - n_low):.0f} MiB per worker.")

