@@ -125,7 +125,8 @@ docs-check: bootstrap
 docs: bootstrap
 	tools/scripts/role-vars-table.py --update README.md --exclude netstate
 
-# Benchmarks (lab only; about 14 min). Results in tools/bench/results/.
+# Benchmarks (lab only; about 23 min, of which 6 on larger labs: --no-scale skips them). Results in
+# tools/bench/results/.
 bench: collection
 	python tools/bench/run.py
 
