@@ -379,13 +379,26 @@ def _forks_sentence(rows, forks):
     return " ".join(sentences) or None
 
 
+def memory_per_process(points):
+    """(MiB per process, MiB at no process) of the least-squares line through [(processes, MiB)];
+    None with fewer than two process counts."""
+    if len({n for n, _m in points}) < 2:
+        return None
+    mean_n = sum(n for n, _m in points) / len(points)
+    mean_m = sum(m for _n, m in points) / len(points)
+    slope = (sum((n - mean_n) * (m - mean_m) for n, m in points)
+             / sum((n - mean_n) ** 2 for n, _m in points))
+    return slope, mean_m - slope * mean_n
+
+
 def _memory_sentence(rows):
     """The controller's memory follows its processes (ansible-playbook and at most forks workers)."""
-    points = sorted({point for row in rows for point in row.get("memory") or ()})
-    if len(points) < 2 or points[-1][0] <= points[0][0]:
+    points = sorted(point for row in rows for point in row.get("memory") or ())
+    fit = memory_per_process(points)
+    if not fit:
         return None
-    (n_low, m_low), (n_high, m_high) = points[0], points[-1]
-    return (f"The controller's memory follows the worker processes running at once (at most forks, and "
-            f"no more than the play's hosts), not the inventory's size: {m_low:.0f} MiB with {n_low} processes "
-            f"(`ansible-playbook` and its workers), {m_high:.0f} MiB with {n_high}, about "
-            f"{(m_high - m_low) / (n_high - n_low):.0f} MiB per worker.")
+    (n_low, m_low), (n_high, m_high) = min(points), max(points)
+    return (f"The controller's memory follows the processes running at once (`ansible-playbook` and its "
+            f"workers: at most forks, and no more than the play's hosts), not the inventory's size: from "
+            f"{m_low:.0f} MiB with {n_low} processes to {m_high:.0f} MiB with {n_high}, about {fit[0]:.0f} MiB "
+            "per worker (least squares over the timed runs above).")

@@ -170,8 +170,13 @@ def test_the_scale_sentences_are_computed_from_the_rows():
     assert "each added router +3.15 s to warm `site.yml`, +3.45 s to cold" in text
     assert "takes at least 3 rounds and one on the 20 clients 2" in text
     assert "with `forks = 25` warm `site.yml` took 16.3 s against 17.7 s" in text
-    # (403 - 90) / (21 - 4) workers.
-    assert "90 MiB with 4 processes" in text and "403 MiB with 21" in text and "about 18 MiB per worker" in text
+    assert "from 90 MiB with 4 processes to 403 MiB with 21, about 18 MiB per worker" in text
+
+
+def test_memory_per_process_is_the_least_squares_slope():
+    slope, intercept = report.memory_per_process([(2, 60.0), (4, 100.0), (12, 260.0)])
+    assert slope == pytest.approx(20.0) and intercept == pytest.approx(20.0)
+    assert report.memory_per_process([(4, 90.0), (4, 95.0)]) is None
 
 
 def test_the_readme_section_shows_the_targets_and_the_larger_labs_instead_of_one_line():
