@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -496,8 +497,12 @@ def main(argv=None):
         results["control"] = control.measure(log, lab_cycle=args.lab_cycle, reconverge=args.reconverge)
         failures += results["control"]["problems"]
     if args.scale and not failures:
-        results["scale"] = scale.measure(log, workdir)
-        failures += results["scale"]["problems"]
+        try:
+            results["scale"] = scale.measure(log, workdir)
+            failures += results["scale"]["problems"]
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+            # The data path's and the control path's results are still written.
+            failures.append(f"scale: {exc!r}")
     results["total_seconds"] = round(time.monotonic() - started, 1)
     print(report.markdown(results))
     out = args.out or (None if args.smoke or results["baseline_problems"] else RESULTS)
