@@ -259,8 +259,9 @@ def _scale_steps(scale, layout):
     return [s for s in (scale or {}).get("steps", []) if s.get("layout") == layout and s["rc"] == 0]
 
 
-def _peak(steps, key):
-    values = [s[key] for s in steps if s.get("kind") and s.get(key)]
+def _peak(steps, key, forks=None):
+    """The highest `key` over the timed steps (run with `forks`, the configured value, when given)."""
+    values = [s[key] for s in steps if s.get("kind") and s.get(key) and (forks is None or s.get("forks") == forks)]
     return max(values) if values else None
 
 
@@ -290,7 +291,8 @@ def scale_rows(results):
                      "cold": next((s["seconds"] for s in by_kind["cold"]), None),
                      "teardown": next((s["seconds"] for s in by_kind["teardown"]), None),
                      "warm": {s["forks"]: s["seconds"] for s in by_kind["warm"]},
-                     "peak_pss_mib": _peak(steps, "peak_pss_mib"), "maxrss_mib": _peak(steps, "maxrss_mib"),
+                     "peak_pss_mib": _peak(steps, "peak_pss_mib", forks), "maxrss_mib": _peak(steps, "maxrss_mib", forks),
+                     "warm_pss_mib": {s["forks"]: s.get("peak_pss_mib") for s in by_kind["warm"]},
                      "memory": _memory(steps)})
     return rows
 
@@ -319,7 +321,7 @@ def scale_markdown(results):
     forks_seen = sorted({f for row in rows for f in row["warm"]}, key=lambda f: (f != forks, f))
     warm_heads = [f"warm, forks {f}" for f in forks_seen]
     lines = [f"| lab | hosts | `site.yml` cold | {' | '.join(warm_heads)} | `teardown.yml` | "
-             "controller peak (PSS sum) | largest process (max RSS) |",
+             f"controller peak (PSS sum), forks {forks} | largest process (max RSS) |",
              "| --- | ---: | ---: | " + "---: | " * len(warm_heads) + "---: | ---: | ---: |"]
     for row in rows:
         warm = " | ".join(_secs(row["warm"].get(f)) for f in forks_seen)
@@ -370,12 +372,15 @@ def _forks_sentence(rows, forks):
             continue
         other = others[0]
         clients = row["counts"].get("clients", 1)
+        pss = row.get("warm_pss_mib") or {}
         sentences.append(
             f"`forks = {forks}` (ansible.cfg): Ansible runs each task on at most {forks} hosts at a time, one "
             f"worker process each, so on the {row['hosts']} hosts of {row['label']} a task on every host (the "
             f"first play) takes at least {-(-row['hosts'] // forks)} rounds and one on the {clients} clients "
             f"{-(-clients // forks)}; with `forks = {other}` warm `site.yml` took {row['warm'][other]:.1f} s "
-            f"against {row['warm'][forks]:.1f} s.")
+            f"against {row['warm'][forks]:.1f} s"
+            + (f", the controller's peak {_mib(pss[other])} against {_mib(pss[forks])}"
+               if pss.get(other) and pss.get(forks) else "") + ".")
     return " ".join(sentences) or None
 
 

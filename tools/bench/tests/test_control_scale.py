@@ -155,11 +155,11 @@ def _scale_results():
 def test_the_scale_table_has_one_row_per_lab_and_a_column_per_forks_value():
     table = "\n".join(report.scale_markdown(_scale_results()))
     assert ("| lab | hosts | `site.yml` cold | warm, forks 10 | warm, forks 25 | `teardown.yml` | "
-            "controller peak (PSS sum) | largest process (max RSS) |") in table
+            "controller peak (PSS sum), forks 10 | largest process (max RSS) |") in table
     assert ("| the lab: 1 router, 1 web server, 1 client (medians) | 3 | 12.1 s | 10.4 s | – | 4.5 s | 96 MiB | "
             "64 MiB |") in table
-    # verify.yml is not part of it (no kind), nor a failed run.
-    assert "| 1 router, 1 web server, 20 clients | 22 | 17.8 s | 17.7 s | 16.3 s | 7.9 s | 403 MiB | 63 MiB |" in table
+    # verify.yml is not part of it (no kind), nor a failed run; the memory is forks 10's.
+    assert "| 1 router, 1 web server, 20 clients | 22 | 17.8 s | 17.7 s | 16.3 s | 7.9 s | 233 MiB | 63 MiB |" in table
     assert "| 5 routers, 1 web server, 1 client | 7 | 25.9 s | 23.0 s | – | 7.2 s | 168 MiB | 62 MiB |" in table
 
 
@@ -169,7 +169,8 @@ def test_the_scale_sentences_are_computed_from_the_rows():
     assert "each added client +0.38 s to warm `site.yml`" in text
     assert "each added router +3.15 s to warm `site.yml`, +3.45 s to cold" in text
     assert "takes at least 3 rounds and one on the 20 clients 2" in text
-    assert "with `forks = 25` warm `site.yml` took 16.3 s against 17.7 s" in text
+    assert ("with `forks = 25` warm `site.yml` took 16.3 s against 17.7 s, the controller's peak 403 MiB "
+            "against 233 MiB.") in text
     assert "from 90 MiB with 4 processes to 403 MiB with 21, about 18 MiB per worker" in text
 
 
