@@ -461,6 +461,8 @@ def test_an_interrupted_site_run_converges_on_the_next_run(converged_lab):
                 env_proc.send_signal(signal.SIGINT)
                 interrupted = True
                 break
+        # Read on to the end: a playbook that writes into a pipe nobody reads blocks and never exits.
+        env_proc.stdout.read()
     finally:
         env_proc.wait(timeout=120)
     assert interrupted
