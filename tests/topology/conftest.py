@@ -48,9 +48,10 @@ def playbook(name, *args, timeout=900):
 
 
 def playbook_process(name, *args):
-    """Start a playbook and read its output line by line (to interrupt it)."""
+    """Start a playbook and read its output line by line (to interrupt it). In a session of its
+    own, so that its workers can be ended with it (os.killpg)."""
     return subprocess.Popen(_playbook_argv(name, args), cwd=ROOT, env=_ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def recap(proc):
