@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 
 
 def read_text(path):
@@ -87,3 +88,54 @@ def remove(path):
         return True
     except FileNotFoundError:
         return False
+
+
+class Changes:
+    """What one module run changes, or would in check mode: the result's C(changed) and its diff
+    list, for files written whole and paths removed. Failures name the file."""
+
+    def __init__(self, module, result, prefix=''):
+        self.module = module
+        self.result = result
+        self.prefix = prefix
+        self.diffs = []
+
+    def write(self, path, content, mode, validate=None, backup=False):
+        """Write one file that differs (checked by validate first); returns {'path', 'changed'} and,
+        when backup kept the replaced file, its 'backup_file'."""
+        entry = {'path': path, 'changed': needs_write(path, content, mode)}
+        if not entry['changed']:
+            return entry
+        self.result['changed'] = True
+        before = read_text(path)
+        if self.module._diff:
+            self.diffs.append(text_diff(path, before, content))
+        if self.module.check_mode:
+            return entry
+        try:
+            if backup and before is not None:
+                entry['backup_file'] = '%s.%d.%s~' % (path, os.getpid(), time.strftime('%Y-%m-%d@%H:%M:%S'))
+                shutil.copy2(path, entry['backup_file'])
+            complaint = write_atomic(path, content, mode, validate)
+        except (OSError, ValueError) as err:
+            self.module.fail_json(msg="%scannot write %s: %s" % (self.prefix, path, err), **self.result)
+        if complaint:
+            self.module.fail_json(msg="%s%s was not written: '%s' rejected it: %s" % (self.prefix, path, validate, complaint),
+                                  **self.result)
+        return entry
+
+    def remove(self, path):
+        """Remove a file or a directory tree that exists; True when there was one."""
+        if not os.path.lexists(path):
+            return False
+        self.result['changed'] = True
+        if self.module._diff:
+            self.diffs.append({'before': {'path': path, 'state': 'present'}, 'after': {'path': path, 'state': 'absent'}})
+        if not self.module.check_mode:
+            remove(path)
+        return True
+
+    def exit(self):
+        if self.diffs:
+            self.result['diff'] = self.diffs
+        self.module.exit_json(**self.result)

@@ -99,16 +99,8 @@ removed:
   elements: str
 """
 
-import os
-import shutil
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tproxy.envoy.plugins.module_utils import managed_files
-
-
-def backup_path(path):
-    return '%s.%d.%s~' % (path, os.getpid(), time.strftime('%Y-%m-%d@%H:%M:%S'))
 
 
 def main():
@@ -126,39 +118,11 @@ def main():
         supports_check_mode=True,
     )
     result = {'changed': False, 'files': [], 'removed': []}
-    diffs = []
+    changes = managed_files.Changes(module, result)
     for spec in module.params['files']:
-        path, content, mode = spec['path'], spec['content'], int(spec['mode'], 8)
-        entry = {'path': path, 'changed': managed_files.needs_write(path, content, mode)}
-        result['files'].append(entry)
-        if not entry['changed']:
-            continue
-        result['changed'] = True
-        before = managed_files.read_text(path)
-        if module._diff:
-            diffs.append(managed_files.text_diff(path, before, content))
-        if module.check_mode:
-            continue
-        try:
-            if spec['backup'] and before is not None:
-                entry['backup_file'] = backup_path(path)
-                shutil.copy2(path, entry['backup_file'])
-            complaint = managed_files.write_atomic(path, content, mode, spec['validate'])
-        except (OSError, ValueError) as err:
-            module.fail_json(msg="cannot write %s: %s" % (path, err), **result)
-        if complaint:
-            module.fail_json(msg="%s was not written: '%s' rejected it: %s" % (path, spec['validate'], complaint), **result)
-    for path in module.params['absent']:
-        if os.path.lexists(path):
-            result['changed'] = True
-            result['removed'].append(path)
-            if module._diff:
-                diffs.append({'before': {'path': path, 'state': 'present'}, 'after': {'path': path, 'state': 'absent'}})
-            if not module.check_mode:
-                managed_files.remove(path)
-    if diffs:
-        result['diff'] = diffs
-    module.exit_json(**result)
+        result['files'].append(changes.write(spec['path'], spec['content'], int(spec['mode'], 8), spec['validate'], spec['backup']))
+    result['removed'] = [path for path in module.params['absent'] if changes.remove(path)]
+    changes.exit()
 
 
 if __name__ == '__main__':

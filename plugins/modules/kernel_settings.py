@@ -99,7 +99,7 @@ class KernelSettings:
         self.module = module
         self.params = module.params
         self.result = {'changed': False, 'set': {}, 'before': {}}
-        self.diffs = []
+        self.changes = managed_files.Changes(module, self.result, prefix='kernel_settings: ')
 
     def proc_path(self, key):
         if not key or '/' in key or '..' in key or key.startswith('.'):
@@ -133,18 +133,9 @@ class KernelSettings:
                 if not self.module.check_mode:
                     self.write(key, value)
         if before and self.module._diff:
-            self.diffs.append({'before_header': 'kernel parameters', 'after_header': 'kernel parameters',
-                               'before': ''.join('%s = %s\n' % item for item in before.items()),
-                               'after': ''.join('%s = %s\n' % item for item in after.items())})
-
-    def put(self, path, content, mode):
-        if not managed_files.needs_write(path, content, mode):
-            return
-        self.result['changed'] = True
-        if self.module._diff:
-            self.diffs.append(managed_files.text_diff(path, managed_files.read_text(path), content))
-        if not self.module.check_mode:
-            managed_files.write_atomic(path, content, mode)
+            self.changes.diffs.append({'before_header': 'kernel parameters', 'after_header': 'kernel parameters',
+                                       'before': ''.join('%s = %s\n' % item for item in before.items()),
+                                       'after': ''.join('%s = %s\n' % item for item in after.items())})
 
     def present(self):
         settings = self.params['settings']
@@ -154,8 +145,8 @@ class KernelSettings:
         if not os.path.exists(saved):
             # Only the first run's values are the host's own: later runs find ours.
             found = {key: self.read(key) for key in settings}
-            self.put(saved, json.dumps(found, indent=4, sort_keys=True) + '\n', 0o644)
-        self.put(self.params['file'], ''.join('%s=%s\n' % (key, value) for key, value in settings.items()), 0o644)
+            self.changes.write(saved, json.dumps(found, indent=4, sort_keys=True) + '\n', 0o644)
+        self.changes.write(self.params['file'], ''.join('%s=%s\n' % (key, value) for key, value in settings.items()), 0o644)
         self.converge(settings)
 
     def restored(self):
@@ -173,9 +164,7 @@ class KernelSettings:
             getattr(self, self.params['state'])()
         except OSError as err:
             self.module.fail_json(msg="kernel_settings: %s" % err, **self.result)
-        if self.diffs:
-            self.result['diff'] = self.diffs
-        self.module.exit_json(**self.result)
+        self.changes.exit()
 
 
 def main():

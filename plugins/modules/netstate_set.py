@@ -142,7 +142,7 @@ class NetstateSet:
         self.module = module
         self.params = module.params
         self.result = {'changed': False, 'files_changed': []}
-        self.diffs = []
+        self.changes = managed_files.Changes(module, self.result, prefix='netstate %s: ' % module.params['name'])
 
     def run(self, *args, data=None, allowed=(0,)):
         cmd = [self.params['script']] + list(args)
@@ -159,23 +159,10 @@ class NetstateSet:
 
     def put(self, path, content, mode, validate=None):
         """Write one file that differs; True when it did (or would)."""
-        if not managed_files.needs_write(path, content, mode):
-            return False
-        self.result['changed'] = True
-        self.result['files_changed'].append(path)
-        if self.module._diff:
-            self.diffs.append(managed_files.text_diff(path, managed_files.read_text(path), content))
-        if self.module.check_mode:
-            return True
-        try:
-            complaint = managed_files.write_atomic(path, content, mode, validate)
-        except (OSError, ValueError) as err:
-            self.module.fail_json(msg="netstate %s: cannot write %s: %s" % (self.params['name'], path, err), **self.result)
-        if complaint:
-            self.module.fail_json(
-                msg="netstate %s: %s was not written, '%s' rejected it: %s" % (self.params['name'], path, validate, complaint),
-                **self.result)
-        return True
+        changed = self.changes.write(path, content, mode, validate)['changed']
+        if changed:
+            self.result['files_changed'].append(path)
+        return changed
 
     def systemd(self):
         return os.path.isdir(self.params['systemd_dir'])
@@ -237,20 +224,12 @@ class NetstateSet:
                 if not self.module.check_mode:
                     self.systemctl('disable', name)
         for path in [self.params['unit'], self.params['script']] + self.params['remove_paths']:
-            if not os.path.lexists(path):
-                continue
-            self.result['changed'] = True
-            self.result['files_changed'].append(path)
-            if self.module._diff:
-                self.diffs.append({'before': {'path': path, 'state': 'present'}, 'after': {'path': path, 'state': 'absent'}})
-            if not self.module.check_mode:
-                managed_files.remove(path)
+            if self.changes.remove(path):
+                self.result['files_changed'].append(path)
 
     def main(self):
         getattr(self, self.params['state'])()
-        if self.diffs:
-            self.result['diff'] = self.diffs
-        self.module.exit_json(**self.result)
+        self.changes.exit()
 
 
 def main():

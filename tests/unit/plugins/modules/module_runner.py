@@ -19,4 +19,11 @@ def run(module, capsys, args, check_mode=False, diff=False):
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exit_info:
             module.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    code, result = exit_info.value.code, json.loads(capsys.readouterr().out)
+    assert bool(code) == bool(result.get('failed')), 'exit code and failed flag disagree'
+    return code, result
+
+
+def result_of(module, capsys, args, **kwargs):
+    """The result alone (run's checks included)."""
+    return run(module, capsys, args, **kwargs)[1]

@@ -22,7 +22,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.facts.system.service_mgr import ServiceMgrFactCollector
 
 from ansible_collections.tproxy.envoy.plugins.modules import host_probe
-from ansible_collections.tproxy.envoy.tests.unit.compat.module_args import patch_module_args
+from ansible_collections.tproxy.envoy.tests.unit.plugins.modules import module_runner
 from ansible_collections.tproxy.envoy.tests.unit.plugins.module_utils.fake_tproxy_host import (
     FakeIptables,
     FakeKernel,
@@ -32,21 +32,8 @@ from ansible_collections.tproxy.envoy.tests.unit.plugins.module_utils.fake_tprox
 ENVOY = {'Id': 'f00d' * 16, 'Name': '/tproxy-envoy', 'State': {'Running': True, 'Status': 'running'}}
 
 
-def run_module(args, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            host_probe.main()
-    return exit_info.value.code
-
-
 def result_of(capsys, args, **kwargs):
-    code = run_module(args, **kwargs)
-    result = json.loads(capsys.readouterr().out)
-    assert bool(code) == bool(result.get('failed')), 'exit code and failed flag disagree'
-    return result
+    return module_runner.result_of(host_probe, capsys, args, **kwargs)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.tproxy.envoy.plugins.modules import tproxy_kernel
-from ansible_collections.tproxy.envoy.tests.unit.compat.module_args import patch_module_args
+from ansible_collections.tproxy.envoy.tests.unit.plugins.modules import module_runner
 from ansible_collections.tproxy.envoy.tests.unit.plugins.module_utils.fake_tproxy_host import (
     MODULE_PATHS,
     FakeIptables,
@@ -66,29 +65,13 @@ class Host:
             self.kernel.module_file(name)
 
 
-def run_module(args, check_mode=False, diff=False):
-    """Run main() in-process; return (failed, result)."""
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            tproxy_kernel.main()
-    return exit_info.value.code
-
-
 @pytest.fixture
 def host(tmp_path, monkeypatch):
     return Host(tmp_path, monkeypatch)
 
 
 def result_of(capsys, args, **kwargs):
-    code = run_module(args, **kwargs)
-    result = json.loads(capsys.readouterr().out)
-    assert bool(code) == bool(result.get('failed')), 'exit code and failed flag disagree'
-    return result
+    return module_runner.result_of(tproxy_kernel, capsys, args, **kwargs)
 
 
 def test_builtin_kernel_without_module_support_is_supported_and_loads_nothing(tmp_path, monkeypatch, capsys):
