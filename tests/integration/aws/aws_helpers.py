@@ -35,9 +35,10 @@ def run(argv, env, timeout=600):
     return subprocess.run(argv, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def _run_local_json(env, tool_name, *args):
-    """Run an Ansible tool against `localhost,` with the local connection; return (rc, JSON report)."""
-    proc = run([tool(tool_name), "-i", "localhost,", "-c", "local", "-e",
+def _run_local_json(env, tool_name, *args, inventories=("localhost,",)):
+    """Run an Ansible tool (by default against `localhost,`) with the local connection; return (rc, JSON report)."""
+    sources = [arg for source in inventories for arg in ("-i", str(source))]
+    proc = run([tool(tool_name), *sources, "-c", "local", "-e",
                 f"ansible_python_interpreter={sys.executable}", *args], env)
     try:
         return proc.returncode, json.loads(proc.stdout)
@@ -45,9 +46,9 @@ def _run_local_json(env, tool_name, *args):
         pytest.fail(f"{tool_name} gave no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
-def run_playbook(env, playbook, *extra):
-    """ansible-playbook on the implicit-free `localhost,` inventory; returns (rc, json report)."""
-    return _run_local_json(env, "ansible-playbook", *extra, str(playbook))
+def run_playbook(env, playbook, *extra, inventories=("localhost,",)):
+    """ansible-playbook, by default on the implicit-free `localhost,` inventory; returns (rc, json report)."""
+    return _run_local_json(env, "ansible-playbook", *extra, str(playbook), inventories=inventories)
 
 
 def run_module(env, args, *flags):
