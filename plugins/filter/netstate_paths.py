@@ -60,6 +60,7 @@ def netstate_paths(name):
     return {
         "script": "/usr/local/sbin/tproxy-envoy-%s" % name,
         "rules": "/etc/tproxy-envoy/%s.rules" % name,
+        "rules6": "/etc/tproxy-envoy/%s.rules6" % name,
         "nft_rules": "/etc/tproxy-envoy/%s.nft" % name,
         "unit": "tproxy-envoy-%s.service" % name,
     }

@@ -14,6 +14,8 @@ description:
   - Reads C(ip rule list), C(ip route show table TABLE) and C(iptables-save) output and lists
     every policy rule, route and iptables rule that is not the collection's own but uses the
     route table or any bit of the mark. Each entry names the variable to change.
+  - One family at a time. With O(family=ipv6) the inputs are C(ip -6 rule list), C(ip -6 route show table TABLE)
+    and C(ip6tables-save), and the own items are the IPv6 ones (C(chain6), C(rule6), the route to C(::/0)).
   - What the collection itself installed (the items of the router's state script C(list --json)) is
     never a collision.
 options:
@@ -45,10 +47,16 @@ options:
         skipped when O(iptables_save) is given, because they are iptables-nft's and already read there.
     type: str
     default: ""
+  family:
+    description: The family the inputs are of.
+    type: str
+    choices: [ipv4, ipv6]
+    default: ipv4
   own:
     description:
       - The items an earlier run installed, in the shape the netstate role documents in its README.md,
-        dicts with C(kind) C(chain), C(jump), C(rule) or C(route). Empty when nothing is installed.
+        dicts with C(kind) C(chain), C(jump), C(rule), C(route), C(nftable), C(chain6), C(jump6) or C(rule6).
+        Empty when nothing is installed.
     type: list
     elements: dict
     default: []
@@ -79,7 +87,8 @@ from ansible.errors import AnsibleFilterError
 
 # The fields each kind of netstate item has (roles/netstate/README.md).
 _ITEM_FIELDS = {"chain": ("table", "chain"), "jump": ("table", "from", "chain"), "rule": ("selector",),
-                "route": ("dest", "table", "type", "via", "dev"), "nftable": ("family", "table")}
+                "route": ("dest", "table", "type", "via", "dev"), "nftable": ("family", "table"),
+                "chain6": ("table", "chain"), "jump6": ("table", "from", "chain"), "rule6": ("selector",)}
 # Priorities of the kernel's own rules (local, main, default).
 _KERNEL_RULES = {"0", "32766", "32767"}
 _MARK_OPTION = re.compile(r"--(?:set-xmark|set-mark|tproxy-mark|or-mark|xor-mark|mark)\s+(0x[0-9a-fA-F]+|\d+)(?:/(0x[0-9a-fA-F]+|\d+))?")
@@ -100,18 +109,23 @@ def _bits(value, mask):
     return _int(mask) if mask else _int(value)
 
 
-def _own(items):
-    """Own chains, own rule selectors and the tables of own "local default" routes."""
+# Per family: the item kinds of its chains and rules, and its default route's destination.
+_FAMILY_ITEMS = {"ipv4": ("chain", "rule", "0.0.0.0/0"), "ipv6": ("chain6", "rule6", "::/0")}
+
+
+def _own(items, family="ipv4"):
+    """Own chains, own rule selectors and the tables of own "local default" routes, of one family."""
+    chain_kind, rule_kind, default_dest = _FAMILY_ITEMS[family]
     chains, selectors, local_tables, nftables = set(), set(), set(), set()
     for item in items or []:
         kind = item.get("kind") if isinstance(item, Mapping) else None
         if kind not in _ITEM_FIELDS or any(field not in item for field in _ITEM_FIELDS[kind]):
             raise AnsibleFilterError("tproxy_collisions: 'own' must hold netstate items (roles/netstate/README.md), got %r" % (item,))
-        if kind == "chain":
+        if kind == chain_kind:
             chains.add(item["chain"])
-        elif kind == "rule":
+        elif kind == rule_kind:
             selectors.add(" ".join(item["selector"].split()))
-        elif kind == "route" and item["dest"] == "0.0.0.0/0" and item["type"] == "local":
+        elif kind == "route" and item["dest"] == default_dest and item["type"] == "local":
             local_tables.add(str(item["table"]))
         elif kind == "nftable":
             nftables.add((item["family"], item["table"]))
@@ -172,9 +186,12 @@ def _nft_collisions(ruleset, mark, chains, nftables, skip_iptables_tables):
     return found
 
 
-def tproxy_collisions(ip_rules, routes, iptables_save, mark, table, own=None, nft_ruleset=""):
-    """Sentences describing every foreign use of ``mark`` bits or route ``table``."""
-    chains, selectors, local_tables, nftables = _own(own)
+def tproxy_collisions(ip_rules, routes, iptables_save, mark, table, own=None, nft_ruleset="", family="ipv4"):
+    """Sentences describing every foreign use of ``mark`` bits or route ``table`` in one family."""
+    if family not in _FAMILY_ITEMS:
+        raise AnsibleFilterError("tproxy_collisions: family must be ipv4 or ipv6, not %r" % (family,))
+    chains, selectors, local_tables, nftables = _own(own, family)
+    tool = "ip6tables" if family == "ipv6" else "iptables"
     found = []
     for line in (ip_rules or "").splitlines():
         prio, sep, body = line.partition(":")
@@ -201,7 +218,7 @@ def tproxy_collisions(ip_rules, routes, iptables_save, mark, table, own=None, nf
             continue
         for value, mask in _MARK_OPTION.findall(line):
             if _bits(value, mask) & mark:
-                found.append("iptables rule '%s' already uses mark bits 0x%x: set router_tproxy_mark to free bits" % (line, mark))
+                found.append("%s rule '%s' already uses mark bits 0x%x: set router_tproxy_mark to free bits" % (tool, line, mark))
                 break
     return found + _nft_collisions(nft_ruleset, mark, chains, nftables, bool((iptables_save or "").strip()))
 

@@ -16,7 +16,8 @@ description:
   - With O(state=present) it reads the items the installed state script owned, writes the rule files,
     the state script and the boot unit that differ (each checked by its O(files[].validate) command first,
     then renamed into place), runs the script's C(check), its C(apply) when the live state differs, and
-    C(remove-items) for the items the earlier script owned and this one does not. It then enables the
+    C(remove-items) for the items the earlier script owned and this one does not, and deletes
+    O(remove_paths) (rule files of a backend or family the state no longer has). It then enables the
     boot unit where systemd is the init system.
   - With O(state=absent) it runs the installed script's C(remove) (the script describes exactly what was
     installed), disables the boot unit and deletes O(remove_paths).
@@ -68,7 +69,10 @@ options:
     description: The rendered boot unit. Required with O(state=present).
     type: str
   remove_paths:
-    description: Files deleted with O(state=absent), after the script removed the state.
+    description:
+      - With O(state=absent), files deleted after the script removed the state.
+      - With O(state=present), files deleted after the stale items were removed (rule files the
+        state no longer reads); files that do not exist are no change.
     type: list
     elements: path
     default: []
@@ -202,6 +206,8 @@ class NetstateSet:
                 self.result['changed'] = True
                 if not self.module.check_mode:
                     self.run('remove-items', data=''.join(item + '\n' for item in stale).encode())
+        # Files of what this state no longer has (its items are gone, the script no longer reads them).
+        self.remove_files(self.params['remove_paths'])
         unit_changed = self.put(self.params['unit'], self.params['unit_content'], 0o644)
         if self.systemd():
             if unit_changed and not self.module.check_mode:
@@ -223,7 +229,10 @@ class NetstateSet:
                 self.result['changed'] = True
                 if not self.module.check_mode:
                     self.systemctl('disable', name)
-        for path in [self.params['unit'], self.params['script']] + self.params['remove_paths']:
+        self.remove_files([self.params['unit'], self.params['script']] + self.params['remove_paths'])
+
+    def remove_files(self, paths):
+        for path in paths:
             if self.changes.remove(path):
                 self.result['files_changed'].append(path)
 

@@ -40,20 +40,22 @@ def assert_mount_read_only(mountinfo_text, target):
     assert "ro" in options[-1], options[-1]
 
 
-def tproxy_packets(router):
-    """Packets all TPROXY rules of the router have matched so far (kernel counters)."""
-    out = router.check_output("iptables-save -c -t mangle")
+def tproxy_packets(router, save="iptables-save"):
+    """Packets all TPROXY rules of the router have matched so far (kernel counters; ip6tables-save: IPv6's)."""
+    out = router.check_output("%s -c -t mangle" % save)
     counts = [int(m.group(1)) for m in re.finditer(r"^\[(\d+):\d+\] -A \S+ .*-j TPROXY ", out, re.M)]
     assert counts, "no TPROXY rule on the router:\n" + out
     return sum(counts)
 
 
-def request_packets_pass_the_tproxy_rule(client, router, addr):
-    """A request from the client to the web server is matched by the router's TPROXY rule."""
-    before = tproxy_packets(router)
-    result = client.run("curl -sS -o /dev/null --max-time 10 http://%s/get" % addr["web"])
+def request_packets_pass_the_tproxy_rule(client, router, addr, family="ipv4"):
+    """A request from the client to the web server (at its address of ``family``, the addresses of that
+    family in ``addr``) is matched by the router's TPROXY rule of that family."""
+    save, host = ("ip6tables-save", "[%s]" % addr["web"]) if family == "ipv6" else ("iptables-save", addr["web"])
+    before = tproxy_packets(router, save)
+    result = client.run("curl -sS -o /dev/null --max-time 10 http://%s/get" % host)
     assert result.rc == 0, result.stderr
-    assert tproxy_packets(router) > before
+    assert tproxy_packets(router, save) > before
 
 
 def direct_connections_to_the_router_are_refused(client, router, addr):

@@ -18,6 +18,7 @@ import inventory  # noqa: E402  pylint: disable=wrong-import-position
 
 LAB = inventory.load()
 ADDR = LAB.addresses
+ADDR6 = LAB.addresses6  # empty in an IPv4-only lab
 ENGINES = LAB.engine_hosts
 
 
@@ -77,10 +78,12 @@ def snapshot():
     """Everything the collection may touch on every lab host, to prove a run changed nothing."""
     state = {}
     for host in ADDR:
-        script = ("iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'; echo; ip rule list; echo; "
-                  "ip route show table all; echo; ls -la /etc/tproxy-envoy /usr/local/sbin /etc/sysctl.d 2>&1; "
+        script = ("for save in iptables-save ip6tables-save; do $save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'; "
+                  "done; echo; ip rule list; ip -6 rule list; echo; ip route show table all; ip -6 route show table all; "
+                  "echo; ls -la /etc/tproxy-envoy /usr/local/sbin /etc/sysctl.d 2>&1; "
                   "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter "
-                  "/proc/sys/net/ipv4/conf/all/send_redirects")
+                  "/proc/sys/net/ipv4/conf/all/send_redirects /proc/sys/net/ipv6/conf/all/forwarding "
+                  "/proc/sys/net/ipv6/conf/*/accept_ra")
         if host in ENGINES:
             script += "; docker ps -a --format '{{.Names}} {{.Image}} {{.Status}}' | sed -E 's/ (Up|Exited).*//'"
         state[host] = sh(host, script).stdout

@@ -33,6 +33,10 @@ FOREIGN = {
                "iptables -A INPUT -s 203.0.113.7/32 -j ACCEPT; "
                "ip rule add from 198.51.100.0/24 lookup 200 priority 1000; "
                "ip route add 198.51.100.0/24 dev lo table 200; "
+               "ip6tables -t mangle -A PREROUTING -s 2001:db8:7::/48 -j ACCEPT; "
+               "ip6tables -A FORWARD -s 2001:db8:7::/48 -j ACCEPT; "
+               "ip -6 rule add from 2001:db8:7::/48 lookup 200 priority 1000; "
+               "ip -6 route add 2001:db8:7::/48 dev lo table 200; "
                "docker run -d --name foreign --network none tproxy-envoy/node:bookworm sleep infinity >/dev/null"),
 }
 # Undoes FOREIGN, so that the test that makes it can run again on the same lab.
@@ -42,6 +46,10 @@ FOREIGN_UNDO = {
                "iptables -D INPUT -s 203.0.113.7/32 -j ACCEPT; "
                "ip rule del from 198.51.100.0/24 lookup 200 priority 1000; "
                "ip route del 198.51.100.0/24 dev lo table 200; "
+               "ip6tables -t mangle -D PREROUTING -s 2001:db8:7::/48 -j ACCEPT; "
+               "ip6tables -D FORWARD -s 2001:db8:7::/48 -j ACCEPT; "
+               "ip -6 rule del from 2001:db8:7::/48 lookup 200 priority 1000; "
+               "ip -6 route del 2001:db8:7::/48 dev lo table 200; "
                "docker rm -f foreign >/dev/null"),
 }
 FOREIGN_EVIDENCE = {
@@ -50,6 +58,10 @@ FOREIGN_EVIDENCE = {
     "-A INPUT -s 203.0.113.7/32 -j ACCEPT": "iptables-save -t filter",
     "1000:\tfrom 198.51.100.0/24 lookup 200": "ip rule list",
     "198.51.100.0/24 dev lo scope link": "ip route show table 200",
+    "-A PREROUTING -s 2001:db8:7::/48 -j ACCEPT": "ip6tables-save -t mangle",
+    "-A FORWARD -s 2001:db8:7::/48 -j ACCEPT": "ip6tables-save -t filter",
+    "1000:\tfrom 2001:db8:7::/48 lookup 200": "ip -6 rule list",
+    "2001:db8:7::/48 dev lo": "ip -6 route show table 200",
     "foreign": "docker ps --format '{{.Names}}'",
 }
 
@@ -80,6 +92,9 @@ BAD_INPUT = [
     ("router_preserve_client_address_mark", 3),  # shares bit 1 with router_tproxy_mark (with the option on)
     ("webserver_return_routes", [{"dest": "not-an-address", "via": ADDR["router"]}]),
     ("client_routes", [{"dest": ADDR["web"] + "/32", "via": "router"}]),
+    ("client_routes", [{"dest": "2001:db8::180/128", "via": ADDR["router"]}]),  # families differ
+    ("router_intercept_sources", ["2001:DB8::/64"]),  # not as ip6tables prints it
+    ("webserver_bind_address", "2001:db8::180/64"),
 ]
 
 
@@ -93,7 +108,9 @@ def traces():
     for host in ADDR:
         script = ("ls -d /etc/tproxy-envoy /usr/local/sbin/tproxy-envoy-* /etc/systemd/system/tproxy-envoy-* "
                   "/etc/sysctl.d/*tproxy-envoy* 2>/dev/null; iptables-save | grep -i -e tproxy -e TPROXY-ENVOY; "
-                  "ip rule list | grep fwmark; ip route show | grep ' via '")
+                  "ip6tables-save | grep -i -e tproxy -e TPROXY-ENVOY; "
+                  "ip rule list | grep fwmark; ip -6 rule list | grep fwmark; ip route show | grep ' via '; "
+                  "ip -6 route show | grep ' via '")
         if host in ENGINES:
             script += "; docker ps -a --format '{{.Names}}' | grep '^tproxy-'"
         out = sh(host, script, check=False).stdout.strip()
@@ -500,9 +517,10 @@ def test_teardown_spares_other_peoples_state_and_is_idempotent(converged_lab, fo
     assert_ok(playbook("teardown"))
     for evidence, command in FOREIGN_EVIDENCE.items():
         assert evidence in sh("router", command).stdout, (evidence, command)
-    assert "TPROXY" not in sh("router", "iptables-save").stdout
-    assert "lookup 100" not in sh("router", "ip rule list").stdout
-    assert sh("router", "ip route show table 100").stdout.strip() == ""
+    for family in ("", "6"):
+        assert "TPROXY" not in sh("router", "ip%stables-save" % family).stdout
+        assert "lookup 100" not in sh("router", "ip -%s rule list" % (family or "4")).stdout
+        assert sh("router", "ip -%s route show table 100" % (family or "4")).stdout.strip() == ""
     for host in ("router", "client"):
         paths = state_paths(host)
         assert sh(host, "ls %s %s /etc/systemd/system/%s" % (os.path.dirname(paths["rules"]), paths["script"], paths["unit"]),

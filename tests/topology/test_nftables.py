@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from conftest import ADDR, assert_ok, client_get, playbook, sh
+from conftest import ADDR, ADDR6, assert_ok, client_get, playbook, sh
 
 NFT = ("-e", json.dumps({"router_firewall_backend": "nftables"}))
 TABLE = "inet tproxy_envoy"
@@ -63,7 +63,10 @@ def test_the_run_is_idempotent_check_mode_agrees_and_verify_passes(on_nftables):
 def test_marks_are_masked_and_every_rule_is_commented(on_nftables):
     structure = ("table ", "chain ", "type ", "}")
     rules = [line.strip() for line in nft_list().stdout.splitlines() if line.strip() and not line.strip().startswith(structure)]
-    assert len(rules) == 4, rules  # socket, loop guard, port 80, the failure mode's drop
+    # socket, loop guard, then per family port 80 and the failure mode's drop; in a dual-stack lab also
+    # the drop of IPv6 redirects.
+    families = 2 if ADDR6 else 1
+    assert len(rules) == 2 + 2 * families + (families - 1), rules
     assert rules and all('comment "tproxy.envoy' in line for line in rules), rules
     marks = [line for line in rules if "mark set" in line]
     assert marks and all("meta mark set meta mark | 0x00000001" in line for line in marks), marks
@@ -75,6 +78,9 @@ def test_without_envoy_connections_are_dropped_not_forwarded_around_it(on_nftabl
     try:
         out = client_get("http://%s/get" % ADDR["web"], timeout=4)
         assert out.returncode != 0 and "200 OK" not in out.stdout, out
+        if ADDR6:
+            out = client_get("http://[%s]/get" % ADDR6["web"], timeout=4)
+            assert out.returncode != 0 and "200 OK" not in out.stdout, out
         assert "drop" in nft_list().stdout
     finally:
         sh("router", "docker start tproxy-envoy >/dev/null")

@@ -3,7 +3,8 @@
 A raw HTTP/1 echo server (transparency/rawecho.py) listens on the web host on two ports: one the
 router only forwards, one it intercepts (Envoy, L7). The lab's client sends every case of
 transparency/cases.yml once to each port (transparency/rawclient.py) and the two outcomes, bytes
-and how the connection ended, are compared. Dates are the one value normalised (a clock).
+and how the connection ended, are compared. Dates are the one value normalised (a clock). In each
+family the lab has: IPv4, and IPv6 in a dual-stack lab (Envoy's ::1 address, ip6tables' TPROXY).
 """
 
 import json
@@ -15,7 +16,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import assert_ok, envoy_stat, holder, playbook, sh
+from conftest import ADDR6, assert_ok, envoy_stat, holder, playbook, sh
 from polling import wait_until
 
 HERE = pathlib.Path(__file__).resolve().parent / "transparency"
@@ -36,11 +37,20 @@ def normalised(outcome):
     return DATE.sub(r"\1<now>", outcome["bytes"]), outcome["end"]
 
 
+FAMILIES = ["ipv4"] + (["ipv6"] if ADDR6 else [])
+
+
 @pytest.fixture(scope="module")
-def outcomes(lab):
-    """Site with the echo port intercepted, the echo server up, every case sent both ways."""
+def intercepted_echo_port(lab):
+    """Site with the echo port intercepted."""
     assert_ok(playbook("site", "-e", json.dumps({"router_intercept_ports": [80, INTERCEPTED]})))
-    web = lab["web"]
+    return lab
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def outcomes(request, intercepted_echo_port):
+    """The echo server up on the web host's address of one family, every case sent both ways."""
+    web = (ADDR6 if request.param == "ipv6" else intercepted_echo_port)["web"]
     # Only the web host's network: its mount namespace has a /tmp of its own, where a checkout
     # under the controller's /tmp would not be.
     echo = subprocess.Popen(["nsenter", "-t", holder("web"), "-n", "--", sys.executable, str(HERE / "rawecho.py"),

@@ -206,6 +206,7 @@ build_httpbin() { # OUT.tar
   # Console scripts would point at the controller's venv interpreter.
   rm -rf "$stage/opt/httpbin/bin"
   write_httpbin_entrypoint "$stage/usr/local/bin/httpbin-serve"
+  write_httpbin_unmapped "$stage/opt/httpbin/httpbin_unmapped.py"
   derive_from_node "$1" "$stage" ./opt/httpbin ./usr/local/bin/httpbin-serve
 }
 
@@ -220,9 +221,24 @@ write_httpbin_entrypoint() {
 addr=${HOST:-0.0.0.0}
 case $addr in *:*) addr="[$addr]" ;; esac
 export PYTHONPATH=/opt/httpbin${PYTHONPATH:+:$PYTHONPATH}
-exec python3 -m gunicorn --bind "$addr:${PORT:-80}" --access-logfile - "$@" httpbin:app
+exec python3 -m gunicorn --bind "$addr:${PORT:-80}" --access-logfile - "$@" httpbin_unmapped:app
 EOF
   chmod 0755 "$1"
+}
+
+write_httpbin_unmapped() {
+  cat >"$1" <<'EOF'
+"""httpbin's app, with an IPv4 peer of a dual-stack socket (HOST=::) named by its IPv4 address,
+::ffff:192.0.2.10 as 192.0.2.10: what go-httpbin, the webserver role's default image, reports."""
+from httpbin import app as httpbin_app
+
+
+def app(environ, start_response):
+    peer = environ.get("REMOTE_ADDR", "")
+    if peer.startswith("::ffff:") and "." in peer:
+        environ["REMOTE_ADDR"] = peer[len("::ffff:"):]
+    return httpbin_app(environ, start_response)
+EOF
 }
 
 ensure_built() { # SHORT: build into the cache unless this exact input was built before

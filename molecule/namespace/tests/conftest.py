@@ -14,12 +14,21 @@ sys.path.insert(0, str(PROJECT / "tests" / "checks"))
 sys.path.insert(0, str(PROJECT / "tools" / "lab"))
 import inventory  # noqa: E402  pylint: disable=wrong-import-position
 
-LAB = inventory.load(PROJECT / "inventories" / "lab").addresses
+LAB_INVENTORY = inventory.load(PROJECT / "inventories" / "lab")
+LAB = LAB_INVENTORY.addresses
 
 
 @pytest.fixture(scope="session")
 def lab():
     return dict(LAB)
+
+
+@pytest.fixture(scope="session")
+def lab6():
+    """The hosts' IPv6 addresses: the lab inventory is dual stack, and this scenario runs it so."""
+    addresses = dict(LAB_INVENTORY.addresses6)
+    assert set(addresses) == set(LAB), "the lab inventory no longer gives every host an IPv6 address: %s" % addresses
+    return addresses
 
 
 def role_container(host, role):

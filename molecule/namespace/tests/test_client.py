@@ -19,6 +19,10 @@ def test_request_packets_pass_the_routers_tproxy_rule(host, lab):
     check.request_packets_pass_the_tproxy_rule(host, lab_host("router"), lab)
 
 
+def test_ipv6_request_packets_pass_the_routers_ip6tables_tproxy_rule(host, lab6):
+    check.request_packets_pass_the_tproxy_rule(host, lab_host("router"), lab6, family="ipv6")
+
+
 def test_direct_connections_to_the_router_are_refused(host, lab):
     check.direct_connections_to_the_router_are_refused(host, lab_host("router"), lab)
 

@@ -9,6 +9,7 @@ from ansible_collections.tproxy.envoy.plugins.filter import netstate_paths as pl
 def test_the_router_set():
     assert plugin.netstate_paths("router") == {"script": "/usr/local/sbin/tproxy-envoy-router",
                                                "rules": "/etc/tproxy-envoy/router.rules",
+                                               "rules6": "/etc/tproxy-envoy/router.rules6",
                                                "nft_rules": "/etc/tproxy-envoy/router.nft",
                                                "unit": "tproxy-envoy-router.service"}
 

@@ -132,3 +132,29 @@ def test_iptables_nft_tables_are_read_from_nft_when_there_is_no_iptables_save():
     alone = tproxy_collisions(KERNEL_RULES, "", "", 1, 100, OWN_NFT, nft_ruleset=NFT_RULESET)
     assert not any("table ip mangle" in s for s in beside_save)
     assert any("table ip mangle" in s for s in alone)
+
+
+# A dual-stack router's own IPv6 items: the same chains in ip6tables, the rule and local route in IPv6.
+OWN6 = OWN + [{"kind": "chain6", "table": "mangle", "chain": "TPROXY-ENVOY"},
+              {"kind": "chain6", "table": "mangle", "chain": "TPROXY-ENVOY-DIVERT"},
+              {"kind": "rule6", "selector": "fwmark 0x1/0x1 lookup 100"},
+              {"kind": "route", "dest": "::/0", "table": "100", "type": "local", "via": None, "dev": "lo"}]
+KERNEL_RULES6 = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n"
+OUR_SAVE6 = OUR_SAVE.replace("127.0.0.1", "::1")
+
+
+def test_our_ipv6_items_are_not_collisions_in_ipv6():
+    assert tproxy_collisions(KERNEL_RULES6 + OUR_RULE, "local default dev lo metric 1024 pref medium\n", OUR_SAVE6,
+                             1, 100, OWN6, family="ipv6") == []
+
+
+def test_our_ipv4_items_do_not_hide_ipv6_ones_installed_by_someone_else():
+    found = tproxy_collisions(KERNEL_RULES6 + OUR_RULE, "local default dev lo metric 1024 pref medium\n", OUR_SAVE6,
+                              1, 100, OWN, family="ipv6")
+    assert any("router_route_table" in f for f in found)
+    assert any(f.startswith("ip6tables rule '") and "router_tproxy_mark" in f for f in found)
+
+
+def test_an_unknown_family_is_refused():
+    with pytest.raises(AnsibleFilterError, match="family"):
+        tproxy_collisions(KERNEL_RULES, "", "", 1, 100, family="inet6")

@@ -1,7 +1,8 @@
 # Copyright: tproxy.envoy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A stand-in for iptables, iptables-save and iptables-restore (the first argument names it),
-enough for netstate's script: the tables live in the JSON file $FAKE_IPTABLES_STATE,
+enough for netstate's script: the tables live in the JSON file $FAKE_IPTABLES_STATE (for
+ip6tables, ip6tables-save and ip6tables-restore: $FAKE_IP6TABLES_STATE),
 {table: {chain: {"policy": P or "-", "rules": ["-s 192.0.2.10/32 -j DROP", ...]}}}.
 
 A rule is kept as iptables-save prints it after "-A CHAIN ", comments quoted, so that
@@ -13,7 +14,8 @@ import json
 import os
 import sys
 
-STATE = os.environ["FAKE_IPTABLES_STATE"]
+# Each family has tables of its own, as in the kernel.
+STATE = os.environ["FAKE_IP6TABLES_STATE" if sys.argv[1].startswith("ip6") else "FAKE_IPTABLES_STATE"]
 
 
 def load():
@@ -108,4 +110,4 @@ def iptables_restore(argv):
 
 if __name__ == "__main__":
     sys.exit({"iptables": iptables, "iptables-save": iptables_save,
-              "iptables-restore": iptables_restore}[sys.argv[1]](sys.argv[2:]))
+              "iptables-restore": iptables_restore}[sys.argv[1].replace("ip6", "ip")](sys.argv[2:]))

@@ -39,30 +39,37 @@ OPERATOR_DROP = "-s 192.0.2.10/32 -d 192.0.2.180/32 -p tcp -m tcp --dport 8081 -
 class Host:
     """The script and a fake netfilter: `run` executes a command, `rules` reads a chain back."""
 
-    def __init__(self, tmp_path, forward, prerouting=(), data=None):
+    def __init__(self, tmp_path, forward, prerouting=(), data=None, forward6=()):
         self.bin = tmp_path / "bin"
         self.bin.mkdir()
-        for name in ("iptables", "iptables-save", "iptables-restore"):
+        for name in ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"):
             (self.bin / name).write_text('#!/bin/sh\nexec "%s" "%s" %s "$@"\n' % (sys.executable, FAKE, name))
             (self.bin / name).chmod(0o755)
-        rules = tmp_path / "router.rules"
+        rules, rules6 = tmp_path / "router.rules", tmp_path / "router.rules6"
         rules.write_text(RULES)
-        self.script = script(tmp_path, dict(data or ROUTER, netstate_rules_path=str(rules)))
-        self.state = tmp_path / "iptables.json"
-        self.state.write_text(json.dumps({
-            "mangle": {"PREROUTING": {"policy": "ACCEPT", "rules": list(prerouting)}},
-            "filter": {"FORWARD": {"policy": "DROP", "rules": list(forward)},
-                       "DOCKER-USER": {"policy": "-", "rules": []},
-                       "DOCKER-FORWARD": {"policy": "-", "rules": []}},
-        }))
-        self.env = dict(os.environ, PATH="%s:%s" % (self.bin, os.environ["PATH"]), FAKE_IPTABLES_STATE=str(self.state))
+        rules6.write_text(RULES.replace("192.0.2.10/32", "2001:db8::10/128"))
+        self.script = script(tmp_path, dict(data or ROUTER, netstate_rules_path=str(rules),
+                                            netstate_rules6_path=str(rules6)))
+        self.state, self.state6 = tmp_path / "iptables.json", tmp_path / "ip6tables.json"
+        for state, rules_forward in ((self.state, forward), (self.state6, forward6)):
+            state.write_text(json.dumps({
+                "mangle": {"PREROUTING": {"policy": "ACCEPT", "rules": list(prerouting)}},
+                "filter": {"FORWARD": {"policy": "DROP", "rules": list(rules_forward)},
+                           "DOCKER-USER": {"policy": "-", "rules": []},
+                           "DOCKER-FORWARD": {"policy": "-", "rules": []}},
+            }))
+        self.env = dict(os.environ, PATH="%s:%s" % (self.bin, os.environ["PATH"]), FAKE_IPTABLES_STATE=str(self.state),
+                        FAKE_IP6TABLES_STATE=str(self.state6))
 
     def run(self, command):
         return subprocess.run(["sh", str(self.script), command], capture_output=True, text=True, env=self.env,
                               check=False)
 
-    def rules(self, table, chain):
-        return json.loads(self.state.read_text())[table][chain]["rules"]
+    def rules(self, table, chain, state=None):
+        return json.loads((state or self.state).read_text())[table][chain]["rules"]
+
+    def rules6(self, table, chain):
+        return self.rules(table, chain, self.state6)
 
     def iptables(self, *args):
         subprocess.run([str(self.bin / "iptables"), *args], env=self.env, check=True)
@@ -105,8 +112,8 @@ def test_an_earlier_versions_jump_at_the_top_is_drift_and_moved_to_the_end_once(
     check = host.run("check")
     assert check.returncode == 3
     assert check.stdout.splitlines() == [
-        "own chains differ from %s" % (tmp_path / "router.rules"),
-        "jump not last in its chain (a rule after it would be overridden): -t filter FORWARD -> TPROXY-ENVOY-FWD"]
+        "own iptables chains differ from %s" % (tmp_path / "router.rules"),
+        "iptables jump not last in its chain (a rule after it would be overridden): -t filter FORWARD -> TPROXY-ENVOY-FWD"]
     applied(host)
     assert host.rules("filter", "FORWARD") == DOCKER + [OPERATOR_DROP, FORWARD_JUMP]
     assert host.rules("mangle", "PREROUTING") == [PREROUTING_JUMP]
@@ -147,3 +154,29 @@ def test_remove_takes_the_jumps_and_chains_wherever_they_are(tmp_path):
     assert host.rules("filter", "FORWARD") == DOCKER + [OPERATOR_DROP]
     assert host.rules("mangle", "PREROUTING") == []
     assert "TPROXY-ENVOY-FWD" not in json.loads(host.state.read_text())["filter"]
+
+
+# The same chains in ip6tables (a dual-stack router): each family's jumps in its own tables.
+DUAL = dict(ROUTER, netstate_ip6tables=ROUTER["netstate_iptables"])
+OPERATOR_DROP6 = "-s 2001:db8::10/128 -d 2001:db8::180/128 -p tcp -m tcp --dport 8081 -j DROP"
+
+
+def test_ip6tables_gets_the_same_chains_and_jump_positions_in_its_own_tables(tmp_path):
+    host = applied(Host(tmp_path, DOCKER, data=DUAL, forward6=DOCKER + [OPERATOR_DROP6]))
+    assert host.rules("filter", "FORWARD") == DOCKER + [FORWARD_JUMP]
+    assert host.rules6("filter", "FORWARD") == DOCKER + [OPERATOR_DROP6, FORWARD_JUMP]
+    assert host.rules6("mangle", "PREROUTING") == [PREROUTING_JUMP]
+    assert host.rules6("filter", "TPROXY-ENVOY-FWD")[0].startswith("-s 2001:db8::10/128 ")
+
+
+def test_ip6tables_drift_is_named_as_such_and_remove_takes_both_families(tmp_path):
+    host = applied(Host(tmp_path, DOCKER, data=DUAL, forward6=DOCKER))
+    subprocess.run([str(host.bin / "ip6tables"), "-A", "FORWARD", "-j", "DROP"], env=host.env, check=True)
+    check = host.run("check")
+    assert check.returncode == 3
+    assert check.stdout.splitlines() == ["ip6tables jump not last in its chain (a rule after it would be overridden): "
+                                         "-t filter FORWARD -> TPROXY-ENVOY-FWD"]
+    assert host.run("remove").returncode == 0
+    assert host.rules("filter", "FORWARD") == DOCKER
+    assert host.rules6("filter", "FORWARD") == DOCKER + ["-j DROP"]
+    assert "TPROXY-ENVOY-FWD" not in json.loads(host.state6.read_text())["filter"]

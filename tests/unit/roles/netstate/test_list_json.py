@@ -33,6 +33,9 @@ ROUTER = {
 # The router on the nftables backend: its own table, iptables only for the forwarding acceptance.
 NFT_ROUTER = dict(ROUTER, netstate_nftables=[{"family": "inet", "table": "tproxy_envoy"}],
                   netstate_iptables=[{"table": "filter", "chain": "TPROXY-ENVOY-FWD", "jump_from": "FORWARD"}])
+# The router with IPv6: the same chains in ip6tables, the policy rule and local route in IPv6 too.
+DUAL_ROUTER = dict(ROUTER, netstate_ip6tables=ROUTER["netstate_iptables"], netstate_ip6_rules=ROUTER["netstate_ip_rules"],
+                   netstate_routes=ROUTER["netstate_routes"] + [{"dest": "::/0", "table": 100, "type": "local", "dev": "lo"}])
 CLIENT = {"netstate_name": "client", "netstate_routes": [{"dest": "192.0.2.180/32", "via": "192.0.2.100"}]}
 
 
@@ -45,8 +48,9 @@ def schema():
 
 def script(tmp_path, data):
     """The rendered script for ``data`` (over the role's defaults), written to tmp_path."""
-    defaults = {"netstate_iptables": [], "netstate_nftables": [], "netstate_ip_rules": [], "netstate_routes": [],
-                "netstate_rules_path": "/nonexistent/rules", "netstate_nft_rules_path": "/nonexistent/nft",
+    defaults = {"netstate_iptables": [], "netstate_ip6tables": [], "netstate_nftables": [], "netstate_ip_rules": [],
+                "netstate_ip6_rules": [], "netstate_routes": [], "netstate_rules_path": "/nonexistent/rules",
+                "netstate_rules6_path": "/nonexistent/rules6", "netstate_nft_rules_path": "/nonexistent/nft",
                 "ansible_managed": "test"}
     templar = Templar(loader=DataLoader(), variables=dict(defaults, **data))
     path = tmp_path / "netstate.sh"
@@ -87,6 +91,22 @@ def test_the_router_state_on_the_nftables_backend_lists_its_table_first(tmp_path
         {"kind": "jump", "table": "filter", "from": "FORWARD", "chain": "TPROXY-ENVOY-FWD"},
     ]
     assert run(script(tmp_path, NFT_ROUTER), "list").stdout.splitlines()[0] == "nftable\tinet\ttproxy_envoy"
+
+
+def test_the_dual_stack_router_lists_its_ip6tables_chains_and_ipv6_rule_as_their_own_kinds(tmp_path):
+    document = listed(script(tmp_path, DUAL_ROUTER))
+    jsonschema.validate(document, schema())
+    assert document["items"][5:] == [
+        {"kind": "chain6", "table": "mangle", "chain": "TPROXY-ENVOY"},
+        {"kind": "chain6", "table": "mangle", "chain": "TPROXY-ENVOY-DIVERT"},
+        {"kind": "chain6", "table": "filter", "chain": "TPROXY-ENVOY-FWD"},
+        {"kind": "jump6", "table": "mangle", "from": "PREROUTING", "chain": "TPROXY-ENVOY"},
+        {"kind": "jump6", "table": "filter", "from": "FORWARD", "chain": "TPROXY-ENVOY-FWD"},
+        {"kind": "rule", "selector": "fwmark 0x1/0x1 lookup 100"},
+        {"kind": "rule6", "selector": "fwmark 0x1/0x1 lookup 100"},
+        {"kind": "route", "dest": "0.0.0.0/0", "table": "100", "type": "local", "via": None, "dev": "lo"},
+        {"kind": "route", "dest": "::/0", "table": "100", "type": "local", "via": None, "dev": "lo"},
+    ]
 
 
 def test_a_route_without_table_type_or_device_gets_the_ip_defaults(tmp_path):
