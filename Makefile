@@ -61,8 +61,9 @@ golden: collection
 integration: collection
 	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
 
+# Two workers, each with a moto server of its own: the tests share nothing (a tag each).
 aws-test: collection
-	$(PYTEST) tests/integration/aws
+	$(PYTEST) -n 2 tests/integration/aws
 
 # Root, and no lab up: brings its own lab up and down.
 lab-test: collection

@@ -94,6 +94,20 @@ def client_get(url, timeout=10):
     return sh("client", "curl -sS -i --max-time %d %s" % (timeout, url), check=False)
 
 
+def curl6(path="/ip"):
+    """GET the web server's IPv6 address from the client; the parsed JSON body."""
+    out = sh("client", "curl -sS -6 --max-time 10 'http://[%s]%s'" % (ADDR6["web"], path)).stdout
+    return json.loads(out)
+
+
+def assert_ipv6_goes_through_envoy():
+    """A request from the client to the web server's IPv6 address is Envoy's, and the server sees the
+    router's IPv6 address (Envoy's upstream connection), not the client's."""
+    before = envoy_stat("http.tproxy_80.downstream_rq_total")
+    assert curl6()["origin"] == ADDR6["router"]
+    assert envoy_stat("http.tproxy_80.downstream_rq_total") == before + 1
+
+
 def envoy_stat(name):
     out = sh("router", "curl -s http://127.0.0.1:19000/stats?filter=%s" % name, check=False).stdout
     for line in out.splitlines():

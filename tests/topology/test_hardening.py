@@ -247,7 +247,14 @@ def test_a_taken_proxy_port_stops_the_router_before_any_change(unconfigured_lab)
      "router_route_table"),
     ("iptables -t mangle -A OUTPUT -j MARK --set-xmark 0x1/0x1", "iptables -t mangle -D OUTPUT -j MARK --set-xmark 0x1/0x1",
      "router_tproxy_mark"),
-], ids=["ip-rule-on-our-mark", "route-in-our-table", "iptables-mark"])
+    ("ip -6 rule add fwmark 0x1/0x1 lookup 200 priority 900", "ip -6 rule del fwmark 0x1/0x1 lookup 200 priority 900",
+     "router_tproxy_mark"),
+    ("ip -6 route add 2001:db8:7::/48 dev lo table 100", "ip -6 route del 2001:db8:7::/48 dev lo table 100",
+     "router_route_table"),
+    ("ip6tables -t mangle -A OUTPUT -j MARK --set-xmark 0x1/0x1",
+     "ip6tables -t mangle -D OUTPUT -j MARK --set-xmark 0x1/0x1", "router_tproxy_mark"),
+], ids=["ip-rule-on-our-mark", "route-in-our-table", "iptables-mark", "ipv6-rule-on-our-mark", "ipv6-route-in-our-table",
+        "ip6tables-mark"])
 def test_a_mark_or_table_used_by_others_stops_the_router_before_any_change(unconfigured_lab, setup, undo, variable):
     sh("router", setup)
     try:

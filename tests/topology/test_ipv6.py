@@ -1,5 +1,5 @@
-"""IPv6 beside IPv4 on the dual-stack lab: interception on either backend, Envoy's ::1 address, the
-router's IPv6 default route from router advertisements, and router_ipv6: false leaving IPv6 alone.
+"""IPv6 beside IPv4 on the dual-stack lab: interception (iptables backend here, nftables in
+test_nftables.py), Envoy's ::1 address, the router's IPv6 default route from router advertisements, and router_ipv6: false leaving IPv6 alone.
 
 The bytes of each transparency case in IPv6 are compared in test_transparency.py; verify.yml
 (run in test_hardening.py and test_nftables.py) asks through the router in both families.
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ADDR, ADDR6, assert_ok, envoy_stat, holder, playbook, sh
+from conftest import ADDR, ADDR6, assert_ipv6_goes_through_envoy, assert_ok, curl6, holder, playbook, sh
 from polling import wait_until
 
 pytestmark = pytest.mark.skipif(not ADDR6, reason="the lab inventory gives no host an IPv6 address (IPv4-only lab)")
@@ -26,29 +26,14 @@ sock.sendto(struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0), ("ff02::1", 
 """
 
 
-def curl6(path="/ip"):
-    """GET the web server's IPv6 address from the client; the parsed JSON body."""
-    out = sh("client", "curl -sS -6 --max-time 10 'http://[%s]%s'" % (ADDR6["web"], path)).stdout
-    return json.loads(out)
-
-
-# iptables last: the defaults, which the next tests start from.
-@pytest.mark.parametrize("backend", ["nftables", "iptables"])
-def test_ipv6_connections_go_through_envoy_on_its_ipv6_address(lab, backend):
-    assert_ok(playbook("site", "-e", "router_firewall_backend=%s" % backend))
-    if backend == "iptables":
-        assert "-j TPROXY --on-port 4999 --on-ip ::1 --tproxy-mark 0x1/0x1" in sh("router", "ip6tables-save -t mangle").stdout
-    else:
-        assert "tproxy ip6 to [::1]:4999" in sh("router", "nft list table inet tproxy_envoy").stdout
-        assert "TPROXY-ENVOY" not in sh("router", "ip6tables-save -t mangle").stdout
+def test_ipv6_connections_go_through_envoy_on_its_ipv6_address(lab):
+    # The iptables backend (the default); test_nftables.py checks the same on the nftables backend.
+    assert_ok(playbook("site"))
+    assert "-j TPROXY --on-port 4999 --on-ip ::1 --tproxy-mark 0x1/0x1" in sh("router", "ip6tables-save -t mangle").stdout
     assert "[::1]:4999" in sh("router", "ss -Hltn 'sport = :4999'").stdout
     assert "fwmark 0x1/0x1 lookup 100" in sh("router", "ip -6 rule list").stdout
     assert "local default dev lo" in sh("router", "ip -6 route show table 100").stdout
-    before = envoy_stat("http.tproxy_80.downstream_rq_total")
-    # The web server sees the router's IPv6 address: Envoy's upstream connection, not the client's.
-    assert curl6()["origin"] == ADDR6["router"]
-    assert envoy_stat("http.tproxy_80.downstream_rq_total") == before + 1
-    assert_ok(playbook("site", "-e", "router_firewall_backend=%s" % backend), changed=0)
+    assert_ipv6_goes_through_envoy()
 
 
 def test_a_router_advertisement_still_gives_the_router_its_default_route(lab):

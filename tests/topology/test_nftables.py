@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from conftest import ADDR, ADDR6, assert_ok, client_get, playbook, sh
+from conftest import ADDR, ADDR6, assert_ipv6_goes_through_envoy, assert_ok, client_get, playbook, sh
 
 NFT = ("-e", json.dumps({"router_firewall_backend": "nftables"}))
 TABLE = "inet tproxy_envoy"
@@ -52,6 +52,14 @@ def test_switching_to_nftables_leaves_no_iptables_interception(on_nftables):
     assert "-A FORWARD -m comment --comment tproxy.envoy -j TPROXY-ENVOY-FWD" in \
         sh("router", "iptables -S FORWARD").stdout.replace('"', "")
     assert "fwmark 0x1/0x1 lookup 100" in sh("router", "ip rule list").stdout
+
+
+@pytest.mark.skipif(not ADDR6, reason="the lab inventory gives no host an IPv6 address (IPv4-only lab)")
+def test_ipv6_goes_through_the_same_table_to_envoys_ipv6_address(on_nftables):
+    listing = nft_list().stdout
+    assert "tproxy ip6 to [::1]:4999" in listing and "icmpv6 type nd-redirect drop" in listing, listing
+    assert "TPROXY-ENVOY" not in sh("router", "ip6tables-save -t mangle").stdout
+    assert_ipv6_goes_through_envoy()
 
 
 def test_the_run_is_idempotent_check_mode_agrees_and_verify_passes(on_nftables):
