@@ -2,7 +2,7 @@
 
 As a program (run on the lab's client): reads a JSON list of cases on stdin
 ({"name", "send": [parts], "responses"}: strings whose code points are bytes, latin-1), sends each
-case once to HOST:PORT_A and once to HOST:PORT_B, and prints a JSON list of
+case once to HOST:PORT_A and, at the same time, once to HOST:PORT_B, and prints a JSON list of
 {"name", "a": {"bytes", "end"}, "b": {...}}.
 
 The request is a list of parts: each part is sent, then what arrives is read until the
@@ -10,6 +10,7 @@ expected number of complete responses has come (framing parsed: Content-Length, 
 1xx interim responses and 101 counted apart), or the connection closes, or a deadline passes.
 """
 
+import concurrent.futures
 import json
 import socket
 import sys
@@ -123,13 +124,18 @@ def exchange(host, port, parts, responses=1, timeout=8.0, settle=0.2):
 def main(argv, cases):
     host, port_a, port_b = argv[1], int(argv[2]), int(argv[3])
     results = []
-    for case in cases:
-        parts = [part.encode("latin-1") for part in case["send"]]
-        outcome = {"name": case["name"]}
-        for key, port in (("a", port_a), ("b", port_b)):
-            got = exchange(host, port, parts, case.get("responses", 1))
-            outcome[key] = {"bytes": got["bytes"].decode("latin-1"), "end": got["end"]}
-        results.append(outcome)
+    # The two paths of a case at the same time: they share nothing (the router forwards one, Envoy
+    # holds the other), and a case's time is mostly waiting for its deadline.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for case in cases:
+            parts = [part.encode("latin-1") for part in case["send"]]
+            outcome = {"name": case["name"]}
+            futures = {key: pool.submit(exchange, host, port, parts, case.get("responses", 1))
+                       for key, port in (("a", port_a), ("b", port_b))}
+            for key, future in futures.items():
+                got = future.result()
+                outcome[key] = {"bytes": got["bytes"].decode("latin-1"), "end": got["end"]}
+            results.append(outcome)
     return results
 
 
