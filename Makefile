@@ -118,7 +118,10 @@ changelog-lint: venv
 	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 	@out=$$(mktemp) && antsibull-changelog generate --output $$out --output-format rst && diff -u CHANGELOG.rst $$out; rc=$$?; rm -f $$out; exit $$rc
 
-# Files new or edited fragments into the galaxy.yml version and regenerates CHANGELOG.rst.
+# Files new or edited fragments into the galaxy.yml version and regenerates CHANGELOG.rst. Until a
+# version's tarball is published, later fragments join it; once it is, bump galaxy.yml's version
+# first, or they would be filed under the published one. `changelog-lint` passes with fragments
+# not yet filed (CHANGELOG.rst shows released versions only).
 changelog: venv
 	antsibull-changelog release --version $$(python -c 'import yaml;print(yaml.safe_load(open("galaxy.yml"))["version"])') --refresh-fragments without-archives
 	@rm -f changelogs/.plugin-cache.yaml
