@@ -69,7 +69,11 @@ def _address(value):
 
 
 def _host_name(entry):
-    """The name the policy's ``hosts`` would see: Host without its port (HTTP), the SNI (TLS), else None."""
+    """The name the policy's ``hosts`` would see: Host without its port (HTTP), the SNI (TLS), else None.
+
+    An IPv4 address as Host is kept as a name: a ``hosts`` rule matches that Host exactly, where a
+    ``networks`` rule for the address would allow any Host sent to it.
+    """
     if entry.get("mode") == "http":
         host = entry.get("host")
         if not isinstance(host, str) or not host:
@@ -84,8 +88,6 @@ def _host_name(entry):
     else:
         return None
     host = host.lower().rstrip(".")
-    if _address(host) is not None:  # an address as Host or SNI: the destination address decides
-        return None
     labels = host.split(".")
     if len(host) > 253 or not all(LABEL.match(label) for label in labels):
         return None
