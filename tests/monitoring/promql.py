@@ -72,6 +72,14 @@ def _matchers(toks, index):
 def selectors(expr):
     """{metric name: set of label names matched on it} for every vector selector of ``expr``."""
     toks = tokens(expr)
+    for opening, closing in ("()", "{}", "[]"):
+        depth = 0
+        for tok in toks:
+            depth += (tok == ("op", opening)) - (tok == ("op", closing))
+            if depth < 0:
+                break
+        if depth != 0:
+            raise PromQLError("unbalanced %s%s in %r" % (opening, closing, expr))
     found = {}
     index = 0
     while index < len(toks):

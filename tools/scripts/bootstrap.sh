@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(docker.io debootstrap iproute2 iptables nftables procps util-linux curl
               wrk haproxy nginx-light valgrind kmod libcap2-bin shellcheck
-              systemd-container logrotate)
+              systemd-container logrotate prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
