@@ -2,15 +2,15 @@
 
 The learned policy is checked the way the router applies it: compiled by router_policy_plan (the
 role's own translation into Envoy's matchers), then each logged request or connection is run
-through those matchers (a small interpreter of Envoy's matcher API below) in enforce mode with the
+through those matchers (test_router_policy's walk through Envoy's matchers) in enforce mode with the
 default deny: everything the log shows must be allowed, and a destination it does not show denied.
 """
 
-import ipaddress
 import json
-import re
 
 import pytest
+# The walk through Envoy's matchers that the router policy's own tests use.
+from test_router_policy import _holds, chain_of  # pylint: disable=import-error
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tproxy.envoy.plugins.filter.access_log import access_log_policy, access_log_report
@@ -43,7 +43,7 @@ LOG = "\n".join([
     line("tls", "198.51.100.8", 443, sni=None, decision="denied", rule="default"),
     line("l4", "203.0.113.16", 22, client="192.0.2.11"),
     line("l4", "203.0.113.16", 22, client="192.0.2.11", bytes_sent="7"),
-    '{"time": "2026-12-07T10:00:09', 
+    '{"time": "2026-12-07T10:00:09',
 ])
 
 
@@ -90,7 +90,7 @@ def test_parsed_lines_and_lists_of_lines_read_like_text():
     lines = LOG.splitlines()
     assert access_log_policy(lines) == access_log_policy(LOG)
     assert access_log_policy([json.loads(x) for x in lines[1:-1]]) == access_log_policy(LOG)
-    assert access_log_report("") ["entries"] == 0 and access_log_policy("") == []
+    assert access_log_report("")["entries"] == 0 and access_log_policy("") == []
 
 
 @pytest.mark.parametrize("log, prefix", [(42, "learned"), (LOG, "bad prefix"), (LOG, "")])
@@ -101,51 +101,17 @@ def test_bad_input_is_an_error_that_says_what_was_wrong(log, prefix):
 
 # --- the learned policy, applied ------------------------------------------------------------------
 
-def _value(inputs, data_input):
-    return inputs[data_input["name"]]
-
-
-def _matches(predicate, inputs):
-    if "and_matcher" in predicate:
-        return all(_matches(p, inputs) for p in predicate["and_matcher"]["predicate"])
-    if "or_matcher" in predicate:
-        return any(_matches(p, inputs) for p in predicate["or_matcher"]["predicate"])
-    single = predicate["single_predicate"]
-    value = _value(inputs, single["input"])
-    if value is None:
-        return False
-    if "custom_match" in single:
-        ranges = single["custom_match"]["typed_config"]["cidr_ranges"]
-        address = ipaddress.ip_address(value)
-        return any(address in ipaddress.ip_network("%s/%d" % (r["address_prefix"], r["prefix_len"])) for r in ranges)
-    match = single["value_match"]
-    if "exact" in match:
-        return value == match["exact"]
-    pattern = match["safe_regex"]["regex"]
-    flags = re.IGNORECASE if pattern.startswith("(?i)") else 0
-    return re.fullmatch(pattern.removeprefix("(?i)"), value, flags) is not None
-
-
-def _first(tree, inputs):
-    """The on_match of the first matcher of an Envoy matcher_list that matches, else on_no_match."""
-    for matcher in tree.get("matcher_list", {}).get("matchers", []):
-        if _matches(matcher["predicate"], inputs):
-            return matcher["on_match"]
-    return tree.get("on_no_match")
-
-
 def decide(plan, entry):
     """allowed or denied: what the router, given ``plan``, does to the request or connection ``entry``."""
     port = entry["destination_port"]
-    inputs = {"destination_port": str(port), "destination_ip": entry["destination_address"],
-              "host": entry.get("host"), "server_name": entry.get("sni")}
     if entry["mode"] == "http":
-        action = _first(plan["http_rbac"][port], inputs)["action"]["typed_config"]["action"]
+        inputs = {"destination_port": str(port), "destination_ip": entry["destination_address"], "host": entry["host"]}
+        tree = plan["http_rbac"][port]
+        action = next((m["on_match"] for m in tree.get("matcher_list", {}).get("matchers", [])
+                       if _holds(m["predicate"], inputs)), tree["on_no_match"])["action"]["typed_config"]["action"]
         return "allowed" if action == "ALLOW" else "denied"
-    by_port = plan["filter_chain_matcher"]["matcher_tree"]["exact_match_map"]["map"][str(port)]
-    chosen = _first(by_port["matcher"], inputs) if "matcher" in by_port else by_port
-    chain = next(c for c in plan["chains"] if c["name"] == chosen["action"]["typed_config"]["value"])
-    return "denied" if chain["deny"] else "allowed"
+    name = chain_of(plan, port, destination_ip=entry["destination_address"], server_name=entry["sni"])
+    return "denied" if next(c for c in plan["chains"] if c["name"] == name)["deny"] else "allowed"
 
 
 def test_the_learned_policy_enforced_with_default_deny_allows_every_logged_request_and_nothing_else():
