@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make monitoring-check`: the shipped alert rules and dashboard, proven with Prometheus's own promtool.
 
 1. `promtool check rules` on roles/monitoring/files/tproxy-envoy.rules.yml.

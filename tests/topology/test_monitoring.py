@@ -18,7 +18,6 @@ One module fixture, on the shared lab (tests/topology/conftest.py):
 """
 
 import json
-import pathlib
 import pwd
 import subprocess
 import sys
