@@ -10,7 +10,7 @@ import json
 
 import pytest
 # The walk through Envoy's matchers that the router policy's own tests use.
-from test_router_policy import _holds, chain_of  # pylint: disable=import-error
+from ansible_collections.tproxy.envoy.tests.unit.plugins.filter.test_router_policy import _holds, chain_of
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tproxy.envoy.plugins.filter.access_log import access_log_policy, access_log_report
