@@ -12,7 +12,7 @@ PYTEST := python -m pytest -q -p no:cacheprovider
 .PHONY: help bootstrap packages venv dev collection lab site verify teardown lab-down test check unit integration \
         aws-test lab-test reboot-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
         build-install build-install-lab ee-check docs-check docs bench bench-smoke lab-smoke \
-        golden golden-check sanity-matrix
+        golden golden-check sanity-matrix monitoring-check
 
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
@@ -70,6 +70,12 @@ golden-check: dev
 
 golden: dev
 	python tests/golden/golden.py --update
+
+# The alert rules and dashboard of roles/monitoring (no root, no lab): promtool check rules, promtool
+# test rules on tests/monitoring/rules_cases.yml (a firing and a silent case per alert), a runbook
+# section per alert in docs/monitoring.md, and every dashboard query parsed by promtool.
+monitoring-check: collection
+	python tests/monitoring/check.py
 
 integration: collection
 	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
@@ -164,7 +170,7 @@ lab-smoke: collection
 # CHECK_TARGETS needs no root and no lab (development, minutes: its targets depend on `dev`
 # only, never on `packages`); TEST_TARGETS adds the rest.
 # sanity-matrix is `make sanity` on every ansible-core that requires_ansible claims (~5 min for three).
-CHECK_TARGETS := docs-check changelog-lint golden-check unit lint sanity-matrix
+CHECK_TARGETS := docs-check changelog-lint golden-check monitoring-check unit lint sanity-matrix
 TEST_TARGETS := $(CHECK_TARGETS) ee-check integration aws-test \
                 lab-test reboot-test topology-test molecule-namespace molecule-docker lab-smoke
 

@@ -26,9 +26,9 @@ esac
 
 APT_PACKAGES=(docker.io debootstrap iproute2 iptables nftables procps util-linux curl
               wrk haproxy nginx-light valgrind kmod libcap2-bin shellcheck
-              systemd-container logrotate git)
+              systemd-container logrotate git prometheus)
 # What `make check` (the venv part) runs besides the venv: command -> Debian package.
-declare -A CHECK_COMMANDS=([git]=git [shellcheck]=shellcheck)
+declare -A CHECK_COMMANDS=([git]=git [shellcheck]=shellcheck [promtool]=prometheus)
 # The controller Pythons ansible-core 2.19 supports, newest first.
 SUPPORTED_PYTHONS=(3.13 3.12 3.11)
 
