@@ -74,7 +74,7 @@ golden: dev
 # The alert rules and dashboard of roles/monitoring (no root, no lab): promtool check rules, promtool
 # test rules on tests/monitoring/rules_cases.yml (a firing and a silent case per alert), a runbook
 # section per alert in docs/monitoring.md, and every dashboard query parsed by promtool.
-monitoring-check: collection
+monitoring-check: dev
 	python tests/monitoring/check.py
 
 integration: collection
