@@ -42,9 +42,9 @@ options:
     required: true
   host:
     description:
-      - One inventory host name: the result is then that host's views (RV(_value.router), RV(_value.client),
+      - "One inventory host name: the result is then that host's views (RV(_value.router), RV(_value.client),
         RV(_value.webserver)), each what the host would be in that part, whether or not it is in the group
-        (a role may be applied to any host).
+        (a role may be applied to any host)."
       - Without it, the whole model.
     type: str
 """
