@@ -209,7 +209,42 @@ def machines_section(history):
     spread = [f"{cpu}: {min(v):.2f}–{max(v):.2f}× over {len(v)} runs" for cpu, v in by_cpu.items() if len(v) > 1]
     if spread:
         lines += ["", "Envoy HTTP (b) × direct per machine: " + "; ".join(spread) + "."]
-    return lines + [""]
+    return lines + [""] + machine_pair(runs)
+
+
+# (data path, profiled proxy): the paths whose CPU per request and instructions per request are compared
+# between machines.
+PAIRED = (("envoy-tproxy", "envoy-role", "Envoy HTTP (b)"), ("haproxy-http", "haproxy-http", "HAProxy HTTP (d)"),
+          ("envoy-tcp", "envoy-tcp", "Envoy L4 (e)"), ("haproxy-tcp", "haproxy-tcp", "HAProxy TCP (e')"))
+
+
+def machine_pair(runs):
+    """Markdown: the newest run of the latest machine against the newest run of another CPU model: how
+    much more (or less) CPU each path costs there, against the user-space instructions it runs."""
+    newest = {}
+    for r in runs:
+        newest[r["machine"].get("cpu", "?")] = r
+    if len(newest) < 2:
+        return []
+    latest = runs[-1]
+    other = next(r for cpu, r in reversed(newest.items()) if cpu != latest["machine"].get("cpu", "?"))
+    rows = []
+    for path, counted, label in PAIRED:
+        a, b = _row(latest["summary"], path, 64), _row(other["summary"], path, 64)
+        instr = ((latest.get("profile") or {}).get(counted) or {}).get("per_request")
+        if not (a and b and a["cpu_us_per_req"] and b["cpu_us_per_req"] and instr):
+            continue
+        delta = b["cpu_us_per_req"] - a["cpu_us_per_req"]
+        rows.append(f"| {label} | {instr:,} | {a['cpu_us_per_req']:.1f} | {b['cpu_us_per_req']:.1f} | {delta:+.1f} | "
+                    f"{delta / instr * 1e3:+.2f} |")
+    if not rows:
+        return []
+    name_a, name_b = latest["machine"].get("cpu", "?"), other["machine"].get("cpu", "?")
+    return [f"The same paths on two machines (static nginx, 64 connections; {name_a}: {latest['date'][:10]}, "
+            f"{name_b}: {other['date'][:10]}): the difference in CPU per request against the user-space "
+            "instructions each path runs per request (this run's count):", "",
+            f"| path | instructions/request | µs on {name_a} | µs on {name_b} | difference µs | ns per instruction |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
 
 
 def _with_scale(results, history):

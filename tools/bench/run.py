@@ -253,7 +253,7 @@ class DataPath:
             if problems and set(knobs) <= set(configs.PRODUCT_SAFE):
                 self.failures.append(f"{path.name}: not transparent ({', '.join(problems)}), "
                                      "which verify.yml checks")
-        for conns in (c for c in args.conns if c <= spec.get("max_conns", c)):
+        for conns in (c for c in args.conns if spec.get("min_conns", c) <= c <= spec.get("max_conns", c)):
             self.point(path, target, conns, rep, pid, headers)
 
     def point(self, path, target, conns, rep, pid, headers):

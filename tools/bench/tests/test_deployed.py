@@ -118,5 +118,15 @@ def test_the_machines_table_lists_every_run_with_its_machine_and_the_spread_per_
     history[1]["summary"][1]["x_direct"] = 0.41
     text = "\n".join(readme.machines_section(history))
     assert "| 2026-12-08 | Intel Xeon, 2 vCPU, kernel 6.18 | 0.45 | 100.0 | 0.63 | 17.0 | 0.66 | 150,000 | 16,000 |" in text
-    assert "AMD EPYC: 0.41–0.45× over 2 runs" in text and "Intel Xeon:" not in text
+    assert "AMD EPYC: 0.41–0.45× over 2 runs" in text and "Intel Xeon: 0." not in text
     assert readme.machines_section(history[:1]) == []
+
+
+def test_two_machines_are_compared_per_path_against_its_user_space_instructions():
+    history = [_results("2026-12-05", "Intel Xeon", 61.0), _results("2026-12-07", "AMD EPYC", 33.0)]
+    text = "\n".join(readme.machine_pair(history))
+    assert "AMD EPYC: 2026-12-07, Intel Xeon: 2026-12-05" in text
+    # (61.0 - 33.0) µs over 150,000 instructions: 0.19 ns each; L4: 17.0 - 17.0 over 16,000.
+    assert "| Envoy HTTP (b) | 150,000 | 33.0 | 61.0 | +28.0 | +0.19 |" in text
+    assert "| Envoy L4 (e) | 16,000 | 17.0 | 17.0 | +0.0 | +0.00 |" in text
+    assert readme.machine_pair(history[1:]) == []
