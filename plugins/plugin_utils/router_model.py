@@ -606,7 +606,22 @@ def _metrics_listener(s):
             "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}
 
 
-def _clusters(s, policy):
+def _start_clusters(s):
+    """The clusters a listener may name that depend on nothing Envoy watches: in the bootstrap,
+    always. Envoy applies lds.yaml and cds.yaml one after the other, in no set order: a listener
+    that turns up (the metrics one, a denying chain) must find its cluster already there."""
+    return [
+        # Where the connections router_policy denies on L4 and TLS ports go: nowhere. Without
+        # hosts, Envoy closes such a connection as soon as it is accepted.
+        {"name": "policy_denied", "type": "STATIC", "connect_timeout": "1s"},
+        # The admin interface, for the metrics listener's one route (GET /stats/prometheus).
+        {"name": "envoy_admin", "type": "STATIC", "connect_timeout": "1s",
+         "load_assignment": {"cluster_name": "envoy_admin", "endpoints": [{"lb_endpoints": [{"endpoint": {
+             "address": _socket_address(s["router_envoy_admin_address"], _int(s["router_envoy_admin_port"]))}}]}]}},
+    ]
+
+
+def _clusters(s):
     upstream_http = {"@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                      "explicit_http_config": {"http_protocol_options": {
                          "header_key_format": {"stateful_formatter": copy.deepcopy(PRESERVE_CASE)}}}}
@@ -623,15 +638,6 @@ def _clusters(s, policy):
     clusters = [{"@type": CLUSTER, "name": "original_destination", "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED",
                  "connect_timeout": "5s", "per_connection_buffer_limit_bytes": _int(s["router_envoy_buffer_limit_bytes"]),
                  "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": upstream_http}}]
-    if any(chain["deny"] for chain in policy["chains"]):
-        # Where the connections router_policy denies on L4 and TLS ports go: nowhere. Without
-        # hosts, Envoy closes such a connection as soon as it is accepted.
-        clusters.append({"@type": CLUSTER, "name": "policy_denied", "type": "STATIC", "connect_timeout": "1s"})
-    if s["router_metrics_address"]:
-        # The admin interface, for the metrics listener's one route (GET /stats/prometheus).
-        clusters.append({"@type": CLUSTER, "name": "envoy_admin", "type": "STATIC", "connect_timeout": "1s",
-                         "load_assignment": {"cluster_name": "envoy_admin", "endpoints": [{"lb_endpoints": [{"endpoint": {
-                             "address": _socket_address(s["router_envoy_admin_address"], _int(s["router_envoy_admin_port"]))}}]}]}})
     return clusters
 
 
@@ -655,6 +661,7 @@ def _bootstrap(s, hostname):
             "envoy.resource_monitors.global_downstream_max_connections",
             _T + "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
             max_active_downstream_connections=_int(s["router_envoy_max_downstream_connections"]))]},
+        "static_resources": {"clusters": _start_clusters(s)},
         "dynamic_resources": {"lds_config": watched("lds.yaml"), "cds_config": watched("cds.yaml")},
     }
 
@@ -724,7 +731,7 @@ def _envoy(s, hostname, ports, host):
     listeners = [_tproxy_listener(s, ports, host, policy)]
     if s["router_metrics_address"]:
         listeners.append(_metrics_listener(s))
-    clusters = _clusters(s, policy)
+    clusters = _clusters(s)
     bootstrap = _bootstrap(s, hostname)
     log = s["router_access_log"]
     # A file access log: its directory is mounted into the container at the same path (logrotate

@@ -129,6 +129,31 @@ def test_a_watched_files_version_changes_with_its_resources_only():
     assert first["envoy"]["versions"]["lds"] != second["envoy"]["versions"]["lds"]
 
 
+def _clusters_named(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "cluster" and isinstance(value, str):
+                yield value
+            else:
+                yield from _clusters_named(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _clusters_named(value)
+
+
+@pytest.mark.parametrize("changes", [{}, {"router_metrics_address": "192.0.2.100"},
+                                     {"router_intercept_l4_ports": [5432], "router_policy": [{"action": "deny", "ports": [5432]}]}],
+                         ids=["defaults", "metrics", "l4-deny"])
+def test_every_cluster_a_listener_names_is_one_envoy_has_before_the_listener_arrives(changes):
+    """Envoy applies lds.yaml and cds.yaml separately: a listener may only name a cluster that
+    exists whatever order they come in, so every cluster a listener names that is not in every
+    plan's cds.yaml lives in the bootstrap."""
+    result = plan(**changes)
+    always = {c["name"] for c in plan()["envoy"]["clusters"]}
+    static = {c["name"] for c in result["envoy"]["bootstrap"].get("static_resources", {}).get("clusters", [])}
+    assert set(_clusters_named(result["envoy"]["listeners"])) <= always | static
+
+
 # An other value for every setting the plan reads, to see what each one changes.
 OTHER = {
     "router_proxy_port": 5000, "router_proxy_address": "127.0.0.2", "router_intercept_ports": [80, 8080],
