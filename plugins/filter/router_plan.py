@@ -29,6 +29,10 @@ options:
   probe:
     description: What M(tproxy.envoy.host_probe) returned in preflight (C(tools), C(links), C(tproxy_kernel)); none for a render.
     type: dict
+  managed:
+    description: The comment that heads the rule files and Envoy's bootstrap (the role's C(ansible_managed), commented).
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""

@@ -189,8 +189,8 @@ def problems(s):
         if not ok:
             found.append(message)
 
-    ports = {key: _as_list(s[key]) for key in ("router_intercept_ports", "router_intercept_l4_ports",
-                                                "router_intercept_tls_ports")}
+    names = ("router_intercept_ports", "router_intercept_l4_ports", "router_intercept_tls_ports")
+    ports = {key: _as_list(s[key]) for key in names}
     union = ports["router_intercept_ports"] + ports["router_intercept_l4_ports"] + ports["router_intercept_tls_ports"]
     proxy_port, admin_port = port_number(s["router_proxy_port"]), port_number(s["router_envoy_admin_port"])
     check(proxy_port is not None,
@@ -381,7 +381,7 @@ def _nft_rules(s, ports, host, drop_redirects6):
     return "\n".join(lines) + "\n"
 
 
-def _netstate(s, ports, host):
+def _netstate(s, ports, host, managed):
     mark = "0x%x/0x%x" % (_int(s["router_tproxy_mark"]), _int(s["router_tproxy_mark"]))
     table = _int(s["router_route_table"])
     iptables = host["backend"] == "iptables"
@@ -409,12 +409,12 @@ def _netstate(s, ports, host):
         # Interception in iptables chains or in an nftables table; the forwarding acceptance in
         # iptables wherever the host has it (the README's router_firewall_backend says why).
         "netstate_iptables": chains4,
-        "netstate_iptables_rules": _iptables_rules("ipv4", s, ports, host, mark, False),
+        "netstate_iptables_rules": _managed(managed, _iptables_rules("ipv4", s, ports, host, mark, False)),
         "netstate_ip6tables": chains6,
-        "netstate_ip6tables_rules": _iptables_rules("ipv6", s, ports, host, mark, drop_redirects6 and iptables)
+        "netstate_ip6tables_rules": _managed(managed, _iptables_rules("ipv6", s, ports, host, mark, drop_redirects6 and iptables))
         if chains6 else "",
         "netstate_nftables": [] if iptables else [{"family": "inet", "table": NFT_TABLE}],
-        "netstate_nftables_rules": "" if iptables else _nft_rules(s, ports, host, drop_redirects6),
+        "netstate_nftables_rules": "" if iptables else _managed(managed, _nft_rules(s, ports, host, drop_redirects6)),
         "netstate_ip_rules": policy_rules,
         "netstate_ip6_rules": policy_rules if host["ipv6"] else [],
         "netstate_routes": routes,
@@ -594,13 +594,15 @@ def _tproxy_listener(s, ports, host, policy):
 def _metrics_listener(s):
     """Envoy's statistics in Prometheus text format, and nothing else of the admin interface,
     which stays on its own address (router_envoy_admin_address)."""
-    hcm = {"@type": HCM, "stat_prefix": "metrics", "route_config": {"name": "metrics", "virtual_hosts": [{
-        "name": "metrics", "domains": ["*"], "routes": [
-            {"match": {"path": "/stats/prometheus", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
-             "route": {"cluster": "envoy_admin"}},
-            {"match": {"prefix": "/"},
-             "direct_response": {"status": 404, "body": {"inline_string": "Only GET /stats/prometheus is served here.\n"}}}]}]},
-        "http_filters": [_typed("envoy.filters.http.router", ROUTER, suppress_envoy_headers=True)]}
+    routes = [
+        {"match": {"path": "/stats/prometheus", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+         "route": {"cluster": "envoy_admin"}},
+        {"match": {"prefix": "/"},
+         "direct_response": {"status": 404, "body": {"inline_string": "Only GET /stats/prometheus is served here.\n"}}},
+    ]
+    hcm = {"@type": HCM, "stat_prefix": "metrics",
+           "route_config": {"name": "metrics", "virtual_hosts": [{"name": "metrics", "domains": ["*"], "routes": routes}]},
+           "http_filters": [_typed("envoy.filters.http.router", ROUTER, suppress_envoy_headers=True)]}
     return {"@type": LISTENER, "name": "metrics",
             "address": _socket_address(s["router_metrics_address"], _int(s["router_metrics_port"])),
             "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}
@@ -725,7 +727,7 @@ def _logrotate(s):
 """ % (s["router_access_log"], s["router_envoy_container_name"])
 
 
-def _envoy(s, hostname, ports, host):
+def _envoy(s, hostname, ports, host, managed):
     policy = router_policy_plan(s["router_policy"], s["router_policy_default"], s["router_policy_mode"],
                                 ports["http"], ports["l4"], ports["tls"])
     listeners = [_tproxy_listener(s, ports, host, policy)]
@@ -748,7 +750,7 @@ def _envoy(s, hostname, ports, host):
         "clusters": clusters,
         "versions": {"lds": digest(listeners), "cds": digest(clusters)},
         "bootstrap": bootstrap,
-        "bootstrap_yaml": BOOTSTRAP_HEAD + "\n" + to_yaml(bootstrap),
+        "bootstrap_yaml": _managed(managed, BOOTSTRAP_HEAD + "\n" + to_yaml(bootstrap)),
         "static_yaml": to_yaml(static_config(bootstrap, listeners, clusters)),
         # Clusters first, so that a listener never names a missing cluster.
         "watched": {"cds.yaml": _watched_file(clusters), "lds.yaml": _watched_file(listeners)},
@@ -760,10 +762,15 @@ def _envoy(s, hostname, ports, host):
     }
 
 
-def router_plan(settings, hostname, probe=None):
+def _managed(header, text):
+    """``text`` under the managed header (the role's ``ansible_managed``, commented); empty stays empty."""
+    return "%s\n%s" % (header.rstrip("\n"), text) if text and header else text
+
+
+def router_plan(settings, hostname, probe=None, managed=""):
     """The router's plan from its settings (every ``router_*`` variable; others are ignored) and,
     when preflight ran, the host probe's result (``tproxy.envoy.host_probe``: ``tools``, ``links``,
-    ``tproxy_kernel``).
+    ``tproxy_kernel``). ``managed``: the comment that heads the rule files and the bootstrap.
 
     Returns ``{"problems": [...]}`` alone when a setting is wrong, each message naming its
     variable; otherwise also:
@@ -796,6 +803,6 @@ def router_plan(settings, hostname, probe=None):
         "host": host,
         "sysctls_base": base,
         "sysctls": every,
-        "netstate": _netstate(s, ports, host),
-        "envoy": _envoy(s, str(hostname), ports, host),
+        "netstate": _netstate(s, ports, host, managed),
+        "envoy": _envoy(s, str(hostname), ports, host, managed),
     }

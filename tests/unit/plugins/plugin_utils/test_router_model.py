@@ -202,3 +202,15 @@ def test_every_setting_the_plan_reads_beyond_its_checks_has_its_effects_written_
     planning = source[source.index("# --- host"):]
     read = {name for name in spec["argument_specs"]["main"]["options"] if '"%s"' % name in planning}
     assert read == set(model.EFFECTS) == set(OTHER)
+
+
+def test_the_managed_header_heads_the_rule_files_and_the_bootstrap_only():
+    header = "#\n# Ansible managed\n#\n"
+    result = model.router_plan(defaults(router_ipv6=True), "router", None, header)
+    netstate = result["netstate"]
+    assert netstate["netstate_iptables_rules"].startswith(header + "# iptables-restore")
+    assert netstate["netstate_ip6tables_rules"].startswith(header + "# ip6tables-restore")
+    assert netstate["netstate_nftables_rules"] == ""
+    assert result["envoy"]["bootstrap_yaml"].startswith(header + "# Envoy v3 bootstrap")
+    assert yaml.safe_load(result["envoy"]["bootstrap_yaml"]) == result["envoy"]["bootstrap"]
+    assert not result["envoy"]["watched"]["lds.yaml"].startswith(header)
