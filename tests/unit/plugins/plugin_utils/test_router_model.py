@@ -161,12 +161,13 @@ OTHER = {
     "router_ipv6": True, "router_firewall_backend": "nftables", "router_tproxy_mark": 2, "router_route_table": 101,
     "router_preserve_client_address": True, "router_preserve_client_address_mark": 4,
     "router_forward_sources": ["198.51.100.0/24"], "router_rp_filter": 0, "router_send_redirects": True,
-    "router_access_log": "/var/log/tproxy-envoy/access.log", "router_policy": [{"action": "deny", "ports": [80]}],
+    "router_access_log": "stdout", "router_policy": [{"action": "deny", "ports": [80]}],
     "router_policy_default": "deny", "router_policy_mode": "monitor", "router_metrics_address": "192.0.2.100",
     "router_metrics_port": 9103, "router_envoy_log_level": "debug", "router_envoy_admin_address": "127.0.0.2",
     "router_envoy_admin_port": 19001, "router_envoy_concurrency": 2, "router_envoy_max_downstream_connections": 10,
     "router_envoy_buffer_limit_bytes": 65536, "router_envoy_max_request_headers_kb": 60,
-    "router_envoy_upgrade_types": ["h2c"], "router_envoy_evidence_headers": True, "router_envoy_drain_seconds": 5,
+    "router_envoy_upgrade_types": ["h2c"], "router_envoy_evidence_headers": True, "router_envoy_dynamic_stats": True,
+    "router_envoy_drain_seconds": 5,
     "router_envoy_container_name": "other", "router_envoy_config_dir": "/etc/other",
 }
 # Settings whose own effect shows only together with another one.
