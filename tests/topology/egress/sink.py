@@ -8,14 +8,14 @@ line {proto, port, local, token}, so the test can tell a dropped probe from a lo
 """
 
 import argparse
-import json
+import pathlib
 import socket
+import sys
 import threading
 
-
-def record(events, lock, **event):
-    with lock, open(events, "a", encoding="utf-8") as out:
-        out.write(json.dumps(event) + "\n")
+# test_policy.py's servers: the same event file and threads.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "policy"))
+from servers import record, run_threads  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def listener(family, kind, port):
@@ -56,16 +56,10 @@ def main():
     parser.add_argument("--udp", type=int, nargs="*", default=[])
     args = parser.parse_args()
     lock = threading.Lock()
-    threads = []
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for kind, ports, target in ((socket.SOCK_STREAM, args.tcp, serve_tcp), (socket.SOCK_DGRAM, args.udp, serve_udp)):
-            for port in ports:
-                thread = threading.Thread(target=target, args=(listener(family, kind, port), port, args.events, lock),
-                                          daemon=True)
-                thread.start()
-                threads.append(thread)
-    for thread in threads:
-        thread.join()
+    run_threads([(target, (listener(family, kind, port), port, args.events, lock))
+                 for family in (socket.AF_INET, socket.AF_INET6)
+                 for kind, ports, target in ((socket.SOCK_STREAM, args.tcp, serve_tcp), (socket.SOCK_DGRAM, args.udp, serve_udp))
+                 for port in ports])
 
 
 if __name__ == "__main__":
