@@ -35,11 +35,15 @@ LOG = "/var/log/tproxy-envoy-probes/access.log"
 # A second address of the web host, on a network the policy denies (the lab's layout is untouched:
 # the fixture adds it and the client's route to it through the router, and removes both).
 EXTRA = {"ipv4": "192.0.2.181", "ipv6": "2001:db8::181"}
+# An L4 port (intercepted, forwarded byte for byte) whose server keeps the connection open, and the
+# access log's flush interval: a connection held longer is logged while it lasts.
+LINGER_PORT, FLUSH_SECONDS, LINGER_SECONDS = 8081, 2, 7
 FAMILIES = {"ipv4": ADDR["web"]} | ({"ipv6": ADDR6["web"]} if ADDR6.get("web") else {})
 POLICY = [
     {"name": "never-181", "action": "deny", "networks": ["192.0.2.181/32", "2001:db8::181/128"]},
     {"name": "blocked", "action": "deny", "hosts": ["blocked.example"]},
     {"name": "allowed", "action": "allow", "hosts": ["allowed.example"]},
+    {"name": "l4", "action": "allow", "ports": [LINGER_PORT]},
     {"name": "dns", "action": "allow", "protocol": "udp", "ports": [53]},
     {"name": "ping", "action": "allow", "protocol": "icmp",
      "networks": ["%s/32" % ADDR["web"]] + (["%s/128" % ADDR6["web"]] if ADDR6.get("web") else [])},
@@ -68,7 +72,8 @@ CONFIGS = [
 def site_vars(backend, default, mode):
     return json.dumps({"router_firewall_backend": backend, "router_policy": POLICY, "router_policy_default": default,
                        "router_policy_mode": mode, "router_access_log": LOG, "router_metrics_address": ADDR["router"],
-                       "router_client_connection_limit": CONNECTION_LIMIT})
+                       "router_client_connection_limit": CONNECTION_LIMIT, "router_intercept_l4_ports": [LINGER_PORT],
+                       "router_access_log_flush_seconds": FLUSH_SECONDS})
 
 
 def http_request(host, path, extra=""):
@@ -166,19 +171,21 @@ def extra_address(lab):
 def runs(extra_address, tmp_path_factory):
     events = tmp_path_factory.mktemp("egress") / "events.jsonl"
     sink = subprocess.Popen(["nsenter", "-t", holder("web"), "-n", "--", sys.executable, str(HERE / "sink.py"),
-                             str(events), "--tcp", "8080", "--udp", "443", "53"],
+                             str(events), "--tcp", "8080", "--udp", "443", "53", "--hold", str(LINGER_PORT)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     result = {}
     started = time.monotonic()
     try:
-        assert wait_until(lambda: len(sh("web", "ss -Hltun '( sport = :8080 or sport = :443 or sport = :53 )'")
-                                      .stdout.strip().splitlines()) >= 6, 20, 0.2), "sink.py did not listen (test setup)"
+        assert wait_until(lambda: len(sh("web", "ss -Hltun '( sport = :8080 or sport = :443 or sport = :53 or sport = :%d )'"
+                                         % LINGER_PORT).stdout.strip().splitlines()) >= 8, 20, 0.2), \
+            "sink.py did not listen (test setup)"
         for name, backend, default, mode in CONFIGS:
             assert_ok(playbook("site", "-e", site_vars(backend, default, mode)))
             before = len(sink_events(events))
             items = probes(name)
             if name == "iptables-deny":
-                items += log_probes() + exposure_probes()
+                items += log_probes() + exposure_probes() + [
+                    {"id": "linger", "kind": "linger", "addr": ADDR["web"], "port": LINGER_PORT, "seconds": LINGER_SECONDS}]
             raw = run_probes(items)
             result[name] = {"results": outcomes(raw, name), "raw": raw, "want": expected(default, mode),
                             "arrived": sink_events(events)[before:]}
@@ -261,6 +268,16 @@ def test_every_line_of_the_log_is_json_with_bounded_fields(runs):
     if raw["log-quotes"][0] == 200:
         assert quotes["path"] == '/anything/log-quotes/"q"\\b\\"}{\\u0000%22'
     assert quotes["client_address"] == ADDR["client"]
+
+
+def test_a_long_l4_connection_is_logged_while_it_lasts(runs):
+    greeting, port = runs["iptables-deny"]["raw"]["linger"]
+    assert greeting == "tcp-ok %d\n" % LINGER_PORT, greeting
+    parsed = [json.loads(line) for line in runs["log_text"].splitlines()]
+    lines = [line for line in parsed if line["mode"] == "l4" and line["client_port"] == port]
+    events = [line["event"] for line in lines]
+    assert events.count("TcpPeriodic") >= LINGER_SECONDS // FLUSH_SECONDS - 1 and events[-1] == "TcpConnectionEnd", lines
+    assert all((line["policy_decision"], line["policy_rule"]) == ("allowed", "l4") for line in lines), lines
 
 
 def test_the_client_address_comes_from_the_socket_never_a_header(runs):

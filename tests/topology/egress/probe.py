@@ -8,6 +8,7 @@ the result is one JSON object {id: outcome} on stdout:
 - tcp {port}: "open" (connected and read the server's greeting), "refused", or "blocked" (no answer)
 - udp {port}: "open" (the server's echo of our token came back) or "blocked"
 - icmp: an echo request on a raw socket (ICMP or ICMPv6); "open" (the echo reply came back) or "blocked"
+- linger {port, seconds}: a connection held open after the server's greeting; [greeting, local port]
 - hold {port, count}: opens count connections at once and holds them; how many were accepted
 - http {port, request}: the exact request bytes (latin-1 in JSON) on a plain socket; the response's
   status code, and its body's first 200 bytes, or 0 when none came
@@ -115,6 +116,21 @@ def probe_http(p):
         return [int(status), body[:200].decode("latin-1")]
     except OSError:
         return [0, ""]
+    finally:
+        sock.close()
+
+
+def probe_linger(p):
+    """A connection that stays open `seconds` after the server's greeting: [greeting, our port]."""
+    sock = socket.socket(family(p["addr"]), socket.SOCK_STREAM)
+    sock.settimeout(DEADLINE)
+    try:
+        sock.connect((p["addr"], p["port"]))
+        greeting = sock.recv(64).decode("latin-1")
+        time.sleep(p["seconds"])
+        return [greeting, sock.getsockname()[1]]
+    except OSError as error:
+        return [str(error), 0]
     finally:
         sock.close()
 

@@ -1,8 +1,9 @@
 """The web host's side of test_egress_probes.py: what reaches the web host besides httpbin.
 
-    sink.py EVENTS --tcp PORT... --udp PORT...
+    sink.py EVENTS --tcp PORT... --udp PORT... [--hold PORT...]
 
-Each TCP port (IPv4 and IPv6) accepts, sends `tcp-ok PORT`, closes; each UDP port answers a
+Each TCP port (IPv4 and IPv6) accepts, sends `tcp-ok PORT`, closes (a --hold port: keeps the
+connection until the client closes it); each UDP port answers a
 datagram with `udp-ok PORT TOKEN`. Every connection and datagram is appended to EVENTS as a JSON
 line {proto, port, local, token}, so the test can tell a dropped probe from a lost answer.
 """
@@ -29,15 +30,24 @@ def listener(family, kind, port):
     return sock
 
 
-def serve_tcp(sock, port, events, lock):
+def serve_tcp(sock, port, events, lock, hold=False):
     while True:
         conn, _peer = sock.accept()
         record(events, lock, proto="tcp", port=port, local=conn.getsockname()[0])
-        try:
-            conn.sendall(b"tcp-ok %d\n" % port)
-        except OSError:
+        if hold:
+            threading.Thread(target=greet, args=(conn, port, True), daemon=True).start()
+        else:
+            greet(conn, port, False)
+
+
+def greet(conn, port, hold):
+    try:
+        conn.sendall(b"tcp-ok %d\n" % port)
+        while hold and conn.recv(4096):
             pass
-        conn.close()
+    except OSError:
+        pass
+    conn.close()
 
 
 def serve_udp(sock, port, events, lock):
@@ -54,11 +64,14 @@ def main():
     parser.add_argument("events")
     parser.add_argument("--tcp", type=int, nargs="*", default=[])
     parser.add_argument("--udp", type=int, nargs="*", default=[])
+    parser.add_argument("--hold", type=int, nargs="*", default=[])
     args = parser.parse_args()
     lock = threading.Lock()
-    run_threads([(target, (listener(family, kind, port), port, args.events, lock))
+    run_threads([(target, (listener(family, kind, port), port, args.events, lock) + extra)
                  for family in (socket.AF_INET, socket.AF_INET6)
-                 for kind, ports, target in ((socket.SOCK_STREAM, args.tcp, serve_tcp), (socket.SOCK_DGRAM, args.udp, serve_udp))
+                 for kind, ports, target, extra in ((socket.SOCK_STREAM, args.tcp, serve_tcp, ()),
+                                                    (socket.SOCK_STREAM, args.hold, serve_tcp, (True,)),
+                                                    (socket.SOCK_DGRAM, args.udp, serve_udp, ()))
                  for port in ports])
 
 

@@ -56,6 +56,8 @@ BAD = [
     ("routers", "router_envoy_network_mode", "bridge"),
     ("routers", "router_envoy_user", "envoy"),
     ("routers", "router_envoy_pids_limit", 8),
+    ("routers", "router_access_log_flush_seconds", 0),
+    ("routers", "router_client_connection_limit", -1),
     ("routers", "router_envoy_memory_limit", "lots"),
     ("routers", "router_intercept_tls_ports", [80]),
     ("routers", "router_intercept_tls_ports", [0]),
