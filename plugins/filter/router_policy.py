@@ -15,7 +15,7 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tproxy.envoy.plugins.module_utils.ports import port_number
 
-RULE_KEYS = ("name", "action", "hosts", "networks", "ports", "protocol")
+RULE_KEYS = ("name", "action", "hosts", "networks", "ports", "protocol", "sources")
 ACTIONS = ("allow", "deny")
 # What a rule's `protocol` may name: ICMP is ICMPv6 for IPv6. Without it a rule matches every
 # protocol, and its `ports` (if any) are TCP ports that the router intercepts.
@@ -29,6 +29,9 @@ REFUSED_RULE = "refused"
 # Envoy type URLs, written once.
 _PORT_INPUT = {"name": "destination_port", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DestinationPortInput"}}
+# The client: the socket's peer, never a header (X-Forwarded-For).
+_SOURCE_INPUT = {"name": "source_ip", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DirectSourceIPInput"}}
 _IP_INPUT = {"name": "destination_ip", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput"}}
 _SNI_INPUT = {"name": "server_name", "typed_config": {
@@ -98,6 +101,7 @@ def router_policy_problems(rules, intercepted_ports=None):
         for key, check, what in (
                 ("hosts", _host_ok, "host names or wildcards *.example.com"),
                 ("networks", lambda n: _network(n) is not None, "networks in CIDR form without host bits (192.0.2.0/24)"),
+                ("sources", lambda n: _network(n) is not None, "networks in CIDR form without host bits (192.0.2.0/24)"),
                 ("ports", lambda p: port_number(p) is not None, "ports from 1 to 65535")):
             values = _list_of(rule, key)
             if values is None:
@@ -140,6 +144,7 @@ def _named(rules):
             "action": rule["action"],
             "hosts": [h.lower() for h in rule.get("hosts", [])],
             "networks": [_network(n) for n in rule.get("networks", [])],
+            "sources": [_network(n) for n in rule.get("sources", [])],
             "ports": [port_number(p) for p in rule.get("ports", [])],
             "protocol": rule.get("protocol"),
         })
@@ -178,11 +183,12 @@ def _any_of(predicates):
 def _predicate(rule, port, name_input, with_port):
     """The Envoy predicate of one rule on one port (its ports were checked when it was chosen)."""
     parts = [_single(_PORT_INPUT, {"exact": str(port)})]
-    if rule["networks"]:
-        parts.append(_single(_IP_INPUT, custom={"name": "ip", "typed_config": {
-            "@type": _IP_MATCHER, "stat_prefix": "policy_%s" % rule["name"].replace(".", "_"),
-            "cidr_ranges": [{"address_prefix": str(n.network_address), "prefix_len": n.prefixlen}
-                            for n in rule["networks"]]}}))
+    for key, data_input, suffix in (("sources", _SOURCE_INPUT, "_sources"), ("networks", _IP_INPUT, "")):
+        if rule[key]:
+            parts.append(_single(data_input, custom={"name": "ip", "typed_config": {
+                "@type": _IP_MATCHER, "stat_prefix": "policy_%s%s" % (rule["name"].replace(".", "_"), suffix),
+                "cidr_ranges": [{"address_prefix": str(n.network_address), "prefix_len": n.prefixlen}
+                                for n in rule[key]]}}))
     if rule["hosts"]:
         parts.append(_any_of([_single(name_input, {"safe_regex": {"google_re2": {}, "regex": host_regex(h, with_port)}})
                               for h in rule["hosts"]]))
@@ -219,7 +225,8 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
         raise AnsibleFilterError("router_policy_mode must be enforce or monitor, got %r" % (mode,))
     named = _named(rules or [])
     active = bool(named) or default == "deny"
-    default_rule = {"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None}
+    default_rule = {"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None,
+                    "sources": []}
     chains, port_map, http_rbac = [], {}, {}
 
     def chain_action(name):
@@ -278,7 +285,8 @@ def _forward_rules(named, default):
     """The rules that can match forwarded traffic (no name is seen there: hosts rules never match),
     then the default, each with its protocol (ports without one are TCP ports)."""
     rules = [dict(r, protocol=r["protocol"] or ("tcp" if r["ports"] else None)) for r in named if not r["hosts"]]
-    return rules + [{"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None}]
+    return rules + [{"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None,
+                     "sources": []}]
 
 
 def _verdict(rule, mode, allow, deny):
@@ -294,13 +302,13 @@ def _comment(rule, mode):
     return "tproxy.envoy: %s%s" % (what, would)
 
 
-def _family_networks(rule, family):
-    """This family's networks of the rule: [None] when the rule names none (any destination), []
+def _family_networks(rule, family, key="networks"):
+    """This family's networks (or sources) of the rule: [None] when the rule names none (any), []
     when it names only the other family's (the rule cannot match this family)."""
-    if not rule["networks"]:
+    if not rule[key]:
         return [None]
     version = FAMILIES[family][0]
-    return [n for n in rule["networks"] if n.version == version]
+    return [n for n in rule[key] if n.version == version]
 
 
 def _iptables_lines(rules, mode, family, chain):
@@ -317,11 +325,13 @@ def _iptables_lines(rules, mode, family, chain):
             protocols = ["-p %s" % rule["protocol"]]
         else:
             protocols = [None]
-        for network in _family_networks(rule, family):
-            for protocol in protocols:
-                match = "".join(" " + part for part in (network and "-d %s" % network, protocol) if part)
-                lines.append('-A %s%s -m comment --comment "%s" -j %s'
-                             % (chain, match, _comment(rule, mode), _verdict(rule, mode, "ACCEPT", "DROP")))
+        for source in _family_networks(rule, family, "sources"):
+            for network in _family_networks(rule, family):
+                for protocol in protocols:
+                    match = "".join(" " + part for part in (source and "-s %s" % source, network and "-d %s" % network,
+                                                            protocol) if part)
+                    lines.append('-A %s%s -m comment --comment "%s" -j %s'
+                                 % (chain, match, _comment(rule, mode), _verdict(rule, mode, "ACCEPT", "DROP")))
     return lines
 
 
@@ -333,13 +343,15 @@ def _nft_set(values):
 def _nft_lines(rules, mode):
     lines = []
     for rule in rules:
-        for family in ("ipv4", "ipv6") if rule["networks"] else (None,):
+        for family in ("ipv4", "ipv6") if rule["networks"] or rule["sources"] else (None,):
+            sources = _family_networks(rule, family, "sources") if family else [None]
             networks = _family_networks(rule, family) if family else [None]
-            if not networks:
+            if not networks or not sources:
                 continue
             parts = []
-            if family:
-                parts.append("%s daddr %s" % (FAMILIES[family][2], _nft_set(networks)))
+            for direction, values in (("saddr", sources), ("daddr", networks)):
+                if values != [None]:
+                    parts.append("%s %s %s" % (FAMILIES[family][2], direction, _nft_set(values)))
             if rule["protocol"] == "icmp":
                 parts.append("meta l4proto %s" % (FAMILIES[family][3] if family else "{ icmp, ipv6-icmp }"))
             elif rule["protocol"] and rule["ports"]:

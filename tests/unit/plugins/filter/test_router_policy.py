@@ -277,3 +277,35 @@ def test_the_nftables_forward_chain_leaves_the_rest_to_iptables_when_told():
     lines = router_policy_forward([], "deny", "enforce", "nftables", sources=["192.0.2.10/32"], drop_rest=False)
     assert not any("nothing else is forwarded" in line for line in lines)
     assert '\tdrop comment "tproxy.envoy: router_policy_default deny"' in lines
+
+
+SOURCE_RULES = [
+    {"name": "lab-only", "action": "allow", "sources": ["192.0.2.0/25", "2001:db8::/64"], "hosts": ["www.example.com"]},
+    {"name": "guests-dns", "action": "allow", "sources": ["198.51.100.0/24"], "protocol": "udp", "ports": [53],
+     "networks": ["192.0.2.53/32"]},
+]
+
+
+def test_a_rule_with_sources_matches_only_those_clients_at_envoy():
+    plan = router_policy_plan(SOURCE_RULES, "deny", "enforce", [80], [], [443])
+    assert chain_of(plan, 443, server_name="www.example.com", source_ip="192.0.2.10",
+                    destination_ip="198.51.100.7") == "tls-443-lab-only"
+    assert chain_of(plan, 443, server_name="www.example.com", source_ip="198.51.100.20",
+                    destination_ip="198.51.100.7") == "tls-443-default"
+    first = plan["http_rbac"][80]["matcher_list"]["matchers"][0]["predicate"]
+    assert _holds(first, {"destination_port": "80", "host": "www.example.com", "source_ip": "2001:db8::10"})
+    assert not _holds(first, {"destination_port": "80", "host": "www.example.com", "source_ip": "2001:db8:1::10"})
+    source_input = first["and_matcher"]["predicate"][1]["single_predicate"]["input"]["typed_config"]["@type"]
+    assert source_input.endswith("DirectSourceIPInput"), "the socket's peer, never X-Forwarded-For"
+
+
+def test_a_rule_with_sources_matches_only_those_clients_in_the_firewall():
+    v4 = router_policy_forward(SOURCE_RULES, "deny", "enforce", "iptables", "ipv4")
+    assert v4[0] == ('-A TPROXY-ENVOY-POLICY -s 198.51.100.0/24 -d 192.0.2.53/32 -p udp -m multiport --dports 53 '
+                     '-m comment --comment "tproxy.envoy: router_policy rule guests-dns (allow)" -j ACCEPT')
+    v6 = router_policy_forward(SOURCE_RULES, "deny", "enforce", "iptables", "ipv6")
+    assert len(v6) == 1, "an IPv4-only sources rule is not IPv6's"
+    nft = router_policy_forward(SOURCE_RULES, "deny", "enforce", "nftables", sources=["198.51.100.0/24"])
+    assert ('\tip saddr 198.51.100.0/24 ip daddr 192.0.2.53/32 udp dport 53 accept comment '
+            '"tproxy.envoy: router_policy rule guests-dns (allow)"') in nft
+    assert router_policy_problems([{"action": "allow", "sources": ["192.0.2.1/24"]}])
