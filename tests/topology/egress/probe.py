@@ -137,13 +137,11 @@ def probe_linger(p):
 
 def probe_hold(p):
     """Opens `count` connections at once and holds them: how many were accepted within the deadline."""
-    socks = []
+    socks = [socket.socket(family(p["addr"]), socket.SOCK_STREAM) for _number in range(p["count"])]
     try:
-        for _ in range(p["count"]):
-            sock = socket.socket(family(p["addr"]), socket.SOCK_STREAM)
+        for sock in socks:
             sock.setblocking(False)
             sock.connect_ex((p["addr"], p["port"]))
-            socks.append(sock)
         connected = set()
         end = time.monotonic() + DEADLINE
         while time.monotonic() < end and len(connected) < len(socks):
