@@ -71,8 +71,8 @@ def _address(value):
 def _host_name(entry):
     """The name the policy's ``hosts`` would see: Host without its port (HTTP), the SNI (TLS), else None.
 
-    An IPv4 address as Host is kept as a name: a ``hosts`` rule matches that Host exactly, where a
-    ``networks`` rule for the address would allow any Host sent to it.
+    An address as Host or SNI is no name: a ``hosts`` rule never matches it (router_policy refuses
+    addresses in ``hosts``), so such a request is learned by its destination address.
     """
     if entry.get("mode") == "http":
         host = entry.get("host")
@@ -89,7 +89,7 @@ def _host_name(entry):
         return None
     host = host.lower().rstrip(".")
     labels = host.split(".")
-    if len(host) > 253 or not all(LABEL.match(label) for label in labels):
+    if len(host) > 253 or not all(LABEL.match(label) for label in labels) or _address(host) is not None:
         return None
     return host
 

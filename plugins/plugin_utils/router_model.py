@@ -25,14 +25,18 @@ import re
 import yaml
 
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible_collections.tproxy.envoy.plugins.filter.router_policy import router_policy_plan, router_policy_problems
+from ansible_collections.tproxy.envoy.plugins.filter.router_policy import (
+    router_policy_forward, router_policy_plan, router_policy_problems)
 from ansible_collections.tproxy.envoy.plugins.module_utils.ports import port_number
+from ansible_collections.tproxy.envoy.plugins.test.access_log_path import access_log_path
 
 # Names the collection owns on a router (the README lists them; teardown removes exactly these).
 CHAIN = "TPROXY-ENVOY"
 DIVERT_CHAIN = "TPROXY-ENVOY-DIVERT"
 FORWARD_CHAIN = "TPROXY-ENVOY-FWD"
 REDIRECT_CHAIN = "TPROXY-ENVOY-OUT"
+# router_policy for forwarded traffic (iptables backend; nftables: chains of the table).
+POLICY_CHAIN = "TPROXY-ENVOY-POLICY"
 NFT_TABLE = "tproxy_envoy"
 NETSTATE_NAME = "router"
 # TPROXY hands IPv6 connections to an IPv6 socket: the listener's second address.
@@ -47,7 +51,7 @@ ASSUMED_TOOLS = {"iptables-restore": "assumed", "ip6tables-restore": "assumed"}
 
 MAX_MARK = 4294967295
 UPGRADE_TOKEN = re.compile(r"^[!#$%&*+.^_`|~0-9A-Za-z/-]+$")
-ACCESS_LOG_PATH = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
+MEMORY_LIMIT = re.compile(r"^[1-9][0-9]*[kmg]?$")
 NETWORK_MODE = re.compile(r"^container:[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ENVOY_USER = re.compile(r"^[0-9]+(:[0-9]+)?$")
 
@@ -84,9 +88,11 @@ EFFECTS = {
     "router_rp_filter": ("host",),
     "router_send_redirects": ("host",),
     "router_access_log": ("watched", "start", "files"),
-    "router_policy": ("watched",),
-    "router_policy_default": ("watched",),
-    "router_policy_mode": ("watched",),
+    "router_access_log_flush_seconds": ("watched",),
+    "router_client_connection_limit": ("host",),
+    "router_policy": ("watched", "host"),
+    "router_policy_default": ("watched", "host"),
+    "router_policy_mode": ("watched", "host"),
     "router_metrics_address": ("watched",),
     "router_metrics_port": ("watched",),
     "router_envoy_log_level": ("start",),
@@ -102,6 +108,8 @@ EFFECTS = {
     "router_envoy_drain_seconds": ("start",),
     "router_envoy_container_name": ("files",),
     "router_envoy_config_dir": ("start",),
+    "router_envoy_pids_limit": ("start",),
+    "router_envoy_memory_limit": ("start",),
 }
 
 
@@ -211,10 +219,12 @@ def problems(s):
           "router_intercept_tls_ports must be a list of distinct ports from 1 to 65535, none of them "
           "also in router_intercept_ports or router_intercept_l4_ports, got %s" % _shown(s["router_intercept_tls_ports"]))
     log = s["router_access_log"]
-    check(log in ("stdout", "off") or (isinstance(log, str) and ACCESS_LOG_PATH.match(log) is not None
-                                       and not re.search(r"/\.\.?(/|$)", log) and posixpath.dirname(log) != "/"),
-          "router_access_log must be stdout, off or an absolute file path in a directory other than / "
-          "(letters, digits, '.', '_', '-'), got %s" % _shown(log))
+    check(log in ("stdout", "off") or access_log_path(log),
+          "router_access_log must be stdout, off or an absolute file path (letters, digits, '.', '_', '-') in a "
+          "directory of the log's own, which Envoy's user is given: not a system directory (/, anything under /etc, "
+          "/usr, /boot, /dev, /proc, /sys, /run, /root) nor one that holds other files (/var/log, /var/lib, /tmp, "
+          "/srv, /opt, a home, any directory right under /), for example /var/log/tproxy-envoy/access.log; got %s"
+          % _shown(log))
     check(s["router_metrics_address"] == "" or ipv4_address(s["router_metrics_address"]),
           "router_metrics_address must be empty (no metrics listener) or an IPv4 address of the router, got %s"
           % _shown(s["router_metrics_address"]))
@@ -246,8 +256,14 @@ def problems(s):
           "router_envoy_upgrade_types must be HTTP Upgrade tokens (for example websocket), got %s" % _shown(s["router_envoy_upgrade_types"]))
     check(_in_range(s["router_envoy_buffer_limit_bytes"], 1024, 1073741824),
           "router_envoy_buffer_limit_bytes must be from 1024 to 1073741824, got %s" % _shown(s["router_envoy_buffer_limit_bytes"]))
-    for name in ("router_proxy_address", "router_envoy_admin_address"):
-        check(ipv4_address(s[name]), "%s must be an IPv4 address, got %s" % (name, _shown(s[name])))
+    check(ipv4_address(s["router_proxy_address"]),
+          "router_proxy_address must be an IPv4 address, got %s" % _shown(s["router_proxy_address"]))
+    # The admin interface can stop Envoy and read its configuration: never on an address others reach.
+    admin = s["router_envoy_admin_address"]
+    check(ipv4_address(admin) and admin.startswith("127."),
+          "router_envoy_admin_address must be a loopback address (127.0.0.0/8): Envoy's admin interface can stop "
+          "Envoy and read its configuration, so it never listens where clients reach it (for metrics use "
+          "router_metrics_address); got %s" % _shown(admin))
     for name in ("router_intercept_sources", "router_forward_sources"):
         check(all(network_family(n) for n in _as_list(s[name])),
               "%s must be IPv4 or IPv6 networks in CIDR form without host bits (a.b.c.d/n, "
@@ -255,6 +271,17 @@ def problems(s):
     mode = s["router_envoy_network_mode"]
     check(mode == "host" or (isinstance(mode, str) and NETWORK_MODE.match(mode) is not None),
           "router_envoy_network_mode must be 'host' or 'container:NAME', got %s" % _shown(mode))
+    check(_in_range(s["router_access_log_flush_seconds"], 1, 86400),
+          "router_access_log_flush_seconds must be from 1 to 86400, got %s" % _shown(s["router_access_log_flush_seconds"]))
+    limit = _int(s["router_client_connection_limit"])
+    check(limit is not None and limit >= 0,
+          "router_client_connection_limit must be 0 (no limit) or more, got %s" % _shown(s["router_client_connection_limit"]))
+    pids = _int(s["router_envoy_pids_limit"])
+    check(pids is not None and pids >= 64,
+          "router_envoy_pids_limit must be 64 or more (Envoy's threads count), got %s" % _shown(s["router_envoy_pids_limit"]))
+    memory = s["router_envoy_memory_limit"]
+    check(not isinstance(memory, bool) and MEMORY_LIMIT.match(str(memory)) is not None,
+          "router_envoy_memory_limit must be a size such as 512m or 2g, got %s" % _shown(memory))
     user = s["router_envoy_user"]
     check(isinstance(user, str) and ENVOY_USER.match(user) is not None,
           "router_envoy_user must be numeric uid[:gid], got %s" % _shown(user))
@@ -310,8 +337,9 @@ IPTABLES_HEAD = ("# {tool}-restore --noflush input ({tool}-save form): declaring
                  "# flushes and refills it in one commit, so a change never leaves a gap.")
 
 
-def _iptables_rules(family, s, ports, host, mark, drop_redirects):
+def _iptables_rules(family, s, ports, host, mark, drop_redirects, policy):
     v6 = family == "ipv6"
+    limit = _int(s["router_client_connection_limit"])
     on_ip = PROXY_ADDRESS_IPV6 if v6 else s["router_proxy_address"]
     lines = [IPTABLES_HEAD.format(tool="ip6tables" if v6 else "iptables")]
     if host["backend"] == "iptables":
@@ -321,6 +349,10 @@ def _iptables_rules(family, s, ports, host, mark, drop_redirects):
             % (CHAIN, DIVERT_CHAIN),
             '-A %s -m addrtype --dst-type LOCAL -m comment --comment "tproxy.envoy: traffic to the router itself is never '
             'intercepted" -j RETURN' % CHAIN]
+        if limit > 0:
+            lines.append('-A %s -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connlimit --connlimit-above %d '
+                         '--connlimit-mask %d --connlimit-saddr -m comment --comment "tproxy.envoy: at most %d connections '
+                         'per client (router_client_connection_limit)" -j DROP' % (CHAIN, limit, 128 if v6 else 32, limit))
         for source in _intercept_matches(s["router_intercept_sources"], family):
             for port in ports["all"]:
                 lines.append('-A %s%s -p tcp -m tcp --dport %d -m comment --comment "tproxy.envoy: intercept port %d" '
@@ -331,10 +363,23 @@ def _iptables_rules(family, s, ports, host, mark, drop_redirects):
     lines += ["*filter", ":%s - [0:0]" % FORWARD_CHAIN]
     if drop_redirects:
         lines.append(":%s - [0:0]" % REDIRECT_CHAIN)
+    # router_policy for forwarded traffic: the forward sources' traffic goes through its chain
+    # (plugins/filter/router_policy.py).
+    policed = host["backend"] == "iptables" and policy["forward"]
+    if policed:
+        lines.append(":%s - [0:0]" % POLICY_CHAIN)
     for source in s["router_forward_sources"]:
         if network_family(source) == family:
-            lines += ['-A %s -s %s -m comment --comment "tproxy.envoy: forward for %s" -j ACCEPT' % (FORWARD_CHAIN, source, source),
+            lines += ['-A %s -s %s -m comment --comment "tproxy.envoy: %s for %s" -j %s'
+                      % (FORWARD_CHAIN, source, "router_policy" if policed else "forward", source,
+                         POLICY_CHAIN if policed else "ACCEPT"),
                       '-A %s -d %s -m comment --comment "tproxy.envoy: forward to %s" -j ACCEPT' % (FORWARD_CHAIN, source, source)]
+    if policy["forward_drop_rest"]:
+        lines.append('-A %s -m comment --comment "tproxy.envoy: router_policy_default deny: nothing else is forwarded" -j DROP'
+                     % FORWARD_CHAIN)
+    if policed:
+        lines += router_policy_forward(s["router_policy"], s["router_policy_default"], s["router_policy_mode"],
+                                       "iptables", family, POLICY_CHAIN)
     if drop_redirects:
         lines.append('-A %s -p ipv6-icmp -m icmp6 --icmpv6-type 137 -m comment --comment "tproxy.envoy: no redirects to the '
                      'clients (router_send_redirects false)" -j DROP' % REDIRECT_CHAIN)
@@ -347,8 +392,9 @@ NFT_HEAD = """# nft -f input (checked first with nft -c): the table is declared,
 # interception, nor half a rule set; other tables are never touched."""
 
 
-def _nft_rules(s, ports, host, drop_redirects6):
+def _nft_rules(s, ports, host, drop_redirects6, policy):
     mark = "0x%08x" % _int(s["router_tproxy_mark"])
+    limit = _int(s["router_client_connection_limit"])
     families = [("ip", s["router_proxy_address"], "ipv4")]
     if host["ipv6"]:
         families.append(("ip6", "[%s]" % PROXY_ADDRESS_IPV6, "ipv6"))
@@ -356,11 +402,19 @@ def _nft_rules(s, ports, host, drop_redirects6):
     for keyword, target, family in families:
         sources = _intercept_matches(s["router_intercept_sources"], family)
         matches.append((keyword, target, ["%s saddr %s" % (keyword, n) if n else "meta nfproto %s" % family for n in sources]))
-    lines = [NFT_HEAD, "table inet %s {}" % NFT_TABLE, "delete table inet %s" % NFT_TABLE, "table inet %s {" % NFT_TABLE,
-             "\tchain prerouting {", "\t\ttype filter hook prerouting priority mangle; policy accept;",
-             '\t\tmeta l4proto tcp socket transparent 1 meta mark set meta mark | %s accept comment '
-             '"tproxy.envoy: packets of connections Envoy holds"' % mark,
-             '\t\tfib daddr type local return comment "tproxy.envoy: traffic to the router itself is never intercepted"']
+    lines = [NFT_HEAD, "table inet %s {}" % NFT_TABLE, "delete table inet %s" % NFT_TABLE, "table inet %s {" % NFT_TABLE]
+    if limit > 0:
+        for _keyword, _target, family in families:
+            lines += ["\t# Each client's open connections (router_client_connection_limit).",
+                      "\tset clients_%s { type %s_addr; size 65535; flags dynamic; }" % (family, family)]
+    lines += ["\tchain prerouting {", "\t\ttype filter hook prerouting priority mangle; policy accept;",
+              '\t\tmeta l4proto tcp socket transparent 1 meta mark set meta mark | %s accept comment '
+              '"tproxy.envoy: packets of connections Envoy holds"' % mark,
+              '\t\tfib daddr type local return comment "tproxy.envoy: traffic to the router itself is never intercepted"']
+    if limit > 0:
+        for keyword, _target, family in families:
+            lines.append('\t\ttcp flags & (fin | syn | rst | ack) == syn add @clients_%s { %s saddr ct count over %d } drop '
+                         'comment "tproxy.envoy: at most %d connections per client"' % (family, keyword, limit, limit))
     for keyword, target, family_matches in matches:
         for match in family_matches:
             for port in ports["all"]:
@@ -373,6 +427,11 @@ def _nft_rules(s, ports, host, drop_redirects6):
             lines.append('\t\t%s tcp dport { %s } drop comment "tproxy.envoy: no Envoy to take it (router_failure_mode closed)"'
                          % (match, ", ".join(str(p) for p in ports["all"])))
     lines.append("\t}")
+    if policy["forward"]:
+        # router_policy for forwarded traffic; the rest is dropped here only where no iptables FORWARD does it.
+        lines += ["\t" + line if line else line for line in router_policy_forward(
+            s["router_policy"], s["router_policy_default"], s["router_policy_mode"], "nftables",
+            sources=s["router_forward_sources"], drop_rest=policy["forward_drop_rest"] and not host["has_iptables"])]
     if drop_redirects6:
         lines += ["\t# IPv6 has no send_redirects setting (router_send_redirects false).", "\tchain output {",
                   "\t\ttype filter hook output priority filter; policy accept;",
@@ -382,7 +441,7 @@ def _nft_rules(s, ports, host, drop_redirects6):
     return "\n".join(lines) + "\n"
 
 
-def _netstate(s, ports, host, managed):
+def _netstate(s, ports, host, managed, policy):
     mark = "0x%x/0x%x" % (_int(s["router_tproxy_mark"]), _int(s["router_tproxy_mark"]))
     table = _int(s["router_route_table"])
     iptables = host["backend"] == "iptables"
@@ -391,6 +450,8 @@ def _netstate(s, ports, host, managed):
     # clients' ACCEPT only takes what would otherwise meet the chain's policy, never what a foreign
     # rule drops. The PREROUTING jump goes first: interception must see every packet.
     forward = [{"table": "filter", "chain": FORWARD_CHAIN, "jump_from": "FORWARD", "jump_position": "last"}]
+    if iptables and policy["forward"]:
+        forward.append({"table": "filter", "chain": POLICY_CHAIN})
     # IPv6 has no send_redirects setting: a forwarded packet whose next hop shares its link makes
     # the kernel send an ICMPv6 redirect, and the client then bypasses the router for that
     # destination, every port. With router_send_redirects false they are dropped on their way out.
@@ -410,12 +471,12 @@ def _netstate(s, ports, host, managed):
         # Interception in iptables chains or in an nftables table; the forwarding acceptance in
         # iptables wherever the host has it (the README's router_firewall_backend says why).
         "netstate_iptables": chains4,
-        "netstate_iptables_rules": _managed(managed, _iptables_rules("ipv4", s, ports, host, mark, False)),
+        "netstate_iptables_rules": _managed(managed, _iptables_rules("ipv4", s, ports, host, mark, False, policy)),
         "netstate_ip6tables": chains6,
-        "netstate_ip6tables_rules": _managed(managed, _iptables_rules("ipv6", s, ports, host, mark, drop_redirects6 and iptables))
+        "netstate_ip6tables_rules": _managed(managed, _iptables_rules("ipv6", s, ports, host, mark, drop_redirects6 and iptables, policy))
         if chains6 else "",
         "netstate_nftables": [] if iptables else [{"family": "inet", "table": NFT_TABLE}],
-        "netstate_nftables_rules": "" if iptables else _managed(managed, _nft_rules(s, ports, host, drop_redirects6)),
+        "netstate_nftables_rules": "" if iptables else _managed(managed, _nft_rules(s, ports, host, drop_redirects6, policy)),
         "netstate_ip_rules": policy_rules,
         "netstate_ip6_rules": policy_rules if host["ipv6"] else [],
         "netstate_routes": routes,
@@ -434,31 +495,48 @@ def _typed(name, type_url, **config):
     return {"name": name, "typed_config": dict({"@type": type_url}, **config)}
 
 
-def _access_log(s, mode, decision, rule, details):
-    """One JSON line per HTTP request or L4/TLS connection (README: the access log); [] when off."""
+def _access_log(s, mode, decision, rule, details, refused=False):
+    """The access log keys of a connection manager or TCP proxy (README: the access log): one JSON
+    line per HTTP request or L4/TLS connection, and one while a long one lasts; {} when off. The
+    client is the socket's peer, never a header; every field a client chooses has a bound (Envoy's
+    :N truncation). With ``refused``, a second logger takes the requests the policy never saw (the
+    RBAC filter left no result: refused by Envoy before its filters, such as no Host or an Upgrade
+    not allowed)."""
     log = s["router_access_log"]
     if log == "off":
-        return []
-    fields = {
-        "time": "%START_TIME%", "mode": mode,
-        "client_address": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", "client_port": "%DOWNSTREAM_REMOTE_PORT%",
-        "destination_address": "%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%", "destination_port": "%DOWNSTREAM_LOCAL_PORT%",
-        "method": "%REQ(:METHOD)%" if mode == "http" else None,
-        "host": "%REQ(:AUTHORITY)%" if mode == "http" else None,
-        "path": "%REQ(:PATH)%" if mode == "http" else None,
-        "sni": "%REQUESTED_SERVER_NAME%" if mode == "tls" else None,
-        "status": "%RESPONSE_CODE%" if mode == "http" else None,
-        "details": details, "upstream": "%UPSTREAM_HOST%", "bytes_received": "%BYTES_RECEIVED%",
-        "bytes_sent": "%BYTES_SENT%", "duration_ms": "%DURATION%", "response_flags": "%RESPONSE_FLAGS%",
-        "policy_decision": decision, "policy_rule": rule, "policy_mode": s["router_policy_mode"],
-    }
-    if log == "stdout":
-        logger = _typed("envoy.access_loggers.stdout", _T + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-                        log_format={"json_format": fields})
-    else:
-        logger = _typed("envoy.access_loggers.file", _T + "envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                        path=log, log_format={"json_format": fields})
-    return [logger]
+        return {}
+    loggers = [(decision, rule, True)] + ([("denied", "refused", False)] if refused else [])
+    entries = []
+    for logger_decision, logger_rule, found in loggers:
+        fields = {
+            "time": "%START_TIME%", "mode": mode, "event": "%ACCESS_LOG_TYPE%",
+            "client_address": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%",
+            "client_port": "%DOWNSTREAM_DIRECT_REMOTE_PORT%",
+            "destination_address": "%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%", "destination_port": "%DOWNSTREAM_LOCAL_PORT%",
+            "method": "%REQ(:METHOD):32%" if mode == "http" else None,
+            "host": "%REQ(:AUTHORITY):256%" if mode == "http" else None,
+            "path": "%REQ(:PATH):2048%" if mode == "http" else None,
+            "sni": "%REQUESTED_SERVER_NAME%" if mode == "tls" else None,
+            "status": "%RESPONSE_CODE%" if mode == "http" else None,
+            "details": details, "upstream": "%UPSTREAM_HOST%", "bytes_received": "%BYTES_RECEIVED%",
+            "bytes_sent": "%BYTES_SENT%", "duration_ms": "%DURATION%", "response_flags": "%RESPONSE_FLAGS%",
+            "policy_decision": logger_decision, "policy_rule": logger_rule, "policy_mode": s["router_policy_mode"],
+        }
+        if log == "stdout":
+            entry = _typed("envoy.access_loggers.stdout", _T + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                           log_format={"json_format": fields})
+        else:
+            entry = _typed("envoy.access_loggers.file", _T + "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                           path=log, log_format={"json_format": fields})
+        if refused:
+            entry = {"name": entry["name"], "filter": {"metadata_filter": {
+                "matcher": {"filter": "envoy.filters.http.rbac", "path": [{"key": "shadow_engine_result"}],
+                            "value": {"present_match": True} if found else {"null_match": {}}},
+                "match_if_key_not_found": not found}}, "typed_config": entry["typed_config"]}
+        entries.append(entry)
+    # A long connection or stream is logged while it lasts too, not only when it ends (event says which).
+    return {"access_log": entries,
+            "access_log_options": {"access_log_flush_interval": "%ds" % _int(s["router_access_log_flush_seconds"])}}
 
 
 def _http_chain(s, port, policy):
@@ -514,9 +592,8 @@ def _http_chain(s, port, policy):
         s, "http",
         "%DYNAMIC_METADATA(envoy.filters.http.rbac:shadow_engine_result)%" if policy["active"] else "allowed",
         "%DYNAMIC_METADATA(envoy.filters.http.rbac:shadow_effective_policy_id)%" if policy["active"] else "default",
-        "%RESPONSE_CODE_DETAILS%")
-    if log:
-        hcm["access_log"] = log
+        "%RESPONSE_CODE_DETAILS%", refused=policy["active"])
+    hcm.update(log)
     filters = []
     if policy["active"]:
         # router_policy, first match wins (Host, original destination address and port). The shadow
@@ -544,9 +621,7 @@ def _tcp_chain(s, chain):
         proxy = {"@type": TCP_PROXY, "stat_prefix": "tproxy_%s_%d" % (chain["mode"], chain["port"]),
                  "cluster": "original_destination"}
         details = "%CONNECTION_TERMINATION_DETAILS%"
-    log = _access_log(s, chain["mode"], chain["decision"], chain["rule"], details)
-    if log:
-        proxy["access_log"] = log
+    proxy.update(_access_log(s, chain["mode"], chain["decision"], chain["rule"], details))
     return [{"name": "envoy.filters.network.tcp_proxy", "typed_config": proxy}]
 
 
@@ -597,10 +672,13 @@ def _metrics_listener(s):
     """Envoy's statistics in Prometheus text format, and nothing else of the admin interface,
     which stays on its own address (router_envoy_admin_address)."""
     routes = [
-        {"match": {"path": "/stats/prometheus", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+        # The whole :path, query included: the admin handler's options (?filter=, ?usedonly,
+        # ?histogram_buckets=) are not the clients' to choose.
+        {"match": {"path": "/stats/prometheus", "headers": [{"name": ":method", "string_match": {"exact": "GET"}},
+                                                            {"name": ":path", "string_match": {"exact": "/stats/prometheus"}}]},
          "route": {"cluster": "envoy_admin"}},
         {"match": {"prefix": "/"},
-         "direct_response": {"status": 404, "body": {"inline_string": "Only GET /stats/prometheus is served here.\n"}}},
+         "direct_response": {"status": 404, "body": {"inline_string": "Only GET /stats/prometheus, without a query, is served here.\n"}}},
     ]
     hcm = {"@type": HCM, "stat_prefix": "metrics",
            "route_config": {"name": "metrics", "virtual_hosts": [{"name": "metrics", "domains": ["*"], "routes": routes}]},
@@ -729,9 +807,7 @@ def _logrotate(s):
 """ % (s["router_access_log"], s["router_envoy_container_name"])
 
 
-def _envoy(s, hostname, ports, host, managed):
-    policy = router_policy_plan(s["router_policy"], s["router_policy_default"], s["router_policy_mode"],
-                                ports["http"], ports["l4"], ports["tls"])
+def _envoy(s, hostname, ports, host, managed, policy):
     listeners = [_tproxy_listener(s, ports, host, policy)]
     if s["router_metrics_address"]:
         listeners.append(_metrics_listener(s))
@@ -758,6 +834,8 @@ def _envoy(s, hostname, ports, host, managed):
         "watched": {"cds.yaml": _watched_file(clusters), "lds.yaml": _watched_file(listeners)},
         "args": _envoy_args(s),
         "mounts": mounts,
+        # The container's own bounds: processes (threads count) and memory.
+        "container": {"pids_limit": _int(s["router_envoy_pids_limit"]), "memory": str(s["router_envoy_memory_limit"])},
         "access_log_dir": log_dir,
         # logrotate's configuration for a file access log (vars/main.yml: where it goes).
         "logrotate": _logrotate(s) if log_dir else "",
@@ -783,7 +861,8 @@ def router_plan(settings, hostname, probe=None, managed=""):
       sysctls    every kernel setting; sysctls_base: those verify checks
       netstate   the tproxy.envoy.netstate role's inputs (rule files as text)
       envoy      policy, listeners, clusters, versions, bootstrap (and its YAML), static_yaml,
-                 watched (file name to text), args, mounts, access_log_dir, logrotate
+                 watched (file name to text), args, mounts, container (pids_limit, memory),
+                 access_log_dir, logrotate
     """
     s = _plain({k: v for k, v in settings.items() if str(k).startswith("router_")})
     probe = _plain(probe or {})
@@ -797,14 +876,16 @@ def router_plan(settings, hostname, probe=None, managed=""):
     ports["all"] = ports["http"] + ports["l4"] + ports["tls"]
     host = _host(s, probe)
     base, every = _sysctls(s, host, probe)
+    policy = router_policy_plan(s["router_policy"], s["router_policy_default"], s["router_policy_mode"],
+                                ports["http"], ports["l4"], ports["tls"])
     return {
         "problems": [],
         "names": {"chain": CHAIN, "divert_chain": DIVERT_CHAIN, "forward_chain": FORWARD_CHAIN,
-                  "redirect_chain": REDIRECT_CHAIN, "nft_table": NFT_TABLE},
+                  "redirect_chain": REDIRECT_CHAIN, "policy_chain": POLICY_CHAIN, "nft_table": NFT_TABLE},
         "ports": ports,
         "host": host,
         "sysctls_base": base,
         "sysctls": every,
-        "netstate": _netstate(s, ports, host, managed),
-        "envoy": _envoy(s, str(hostname), ports, host, managed),
+        "netstate": _netstate(s, ports, host, managed, policy),
+        "envoy": _envoy(s, str(hostname), ports, host, managed, policy),
     }

@@ -69,9 +69,9 @@ def test_the_learned_policy_allows_names_per_port_and_addresses_where_no_name_is
     policy = access_log_policy(LOG)
     assert policy == [
         {"name": "learned-22-networks", "action": "allow", "networks": ["203.0.113.16/32"], "ports": [22]},
-        {"name": "learned-80-hosts", "action": "allow",
-         "hosts": ["192.0.2.180", "blocked.example.com", "www.example.com"], "ports": [80]},
-        {"name": "learned-80-networks", "action": "allow", "networks": ["2001:db8::180/128"], "ports": [80]},
+        {"name": "learned-80-hosts", "action": "allow", "hosts": ["blocked.example.com", "www.example.com"], "ports": [80]},
+        {"name": "learned-80-networks", "action": "allow", "networks": ["192.0.2.180/32", "2001:db8::180/128"],
+         "ports": [80]},
         {"name": "learned-443-hosts", "action": "allow", "hosts": ["api.example.net"], "ports": [443]},
         {"name": "learned-443-networks", "action": "allow", "networks": ["198.51.100.8/32"], "ports": [443]},
         {"name": "learned-8080-hosts", "action": "allow", "hosts": ["api.example.net"], "ports": [8080]},
@@ -82,7 +82,7 @@ def test_the_learned_policy_allows_names_per_port_and_addresses_where_no_name_is
 def test_include_denied_false_leaves_out_what_the_current_policy_denies():
     policy = access_log_policy(LOG, include_denied=False, prefix="seen")
     hosts80 = next(rule for rule in policy if rule["name"] == "seen-80-hosts")
-    assert hosts80["hosts"] == ["192.0.2.180", "www.example.com"]
+    assert hosts80["hosts"] == ["www.example.com"]
     assert "seen-443-networks" not in [rule["name"] for rule in policy]
 
 
@@ -120,7 +120,8 @@ def test_the_learned_policy_enforced_with_default_deny_allows_every_logged_reque
                               http_ports=[80, 8080], l4_ports=[22], tls_ports=[443])
     assert [decide(plan, entry) for entry in entries] == ["allowed"] * len(entries)
     unseen = [
-        json.loads(line("http", "192.0.2.180", 80, host="other.example.org")),
+        # 192.0.2.180:80 was reached by its address (a Host of 192.0.2.180): allowed by address, any name.
+        json.loads(line("http", "192.0.2.181", 80, host="other.example.org")),
         json.loads(line("http", "192.0.2.180", 8080, host="www.example.com")),  # seen on port 80 only
         json.loads(line("tls", "198.51.100.7", 443, sni="www.example.com")),
         json.loads(line("tls", "198.51.100.9", 443, sni=None)),

@@ -46,6 +46,10 @@ BAD = [
     ("router_envoy_buffer_limit_bytes", 512), ("router_proxy_address", "::1"), ("router_envoy_admin_address", "localhost"),
     ("router_intercept_sources", ["192.0.2.1/24"]), ("router_forward_sources", ["2001:db8:0::/64"]),
     ("router_envoy_network_mode", "bridge"), ("router_envoy_user", "envoy"),
+    ("router_envoy_admin_address", "0.0.0.0"), ("router_envoy_admin_address", "192.0.2.100"),
+    ("router_access_log", "/etc/envoy/access.log"), ("router_access_log", "/var/log/access.log"),
+    ("router_access_log_flush_seconds", 0), ("router_client_connection_limit", -1),
+    ("router_envoy_pids_limit", 8), ("router_envoy_memory_limit", "lots"),
 ]
 
 
@@ -167,7 +171,8 @@ OTHER = {
     "router_envoy_admin_port": 19001, "router_envoy_concurrency": 2, "router_envoy_max_downstream_connections": 10,
     "router_envoy_buffer_limit_bytes": 65536, "router_envoy_max_request_headers_kb": 60,
     "router_envoy_upgrade_types": ["h2c"], "router_envoy_evidence_headers": True, "router_envoy_dynamic_stats": True,
-    "router_envoy_drain_seconds": 5,
+    "router_envoy_drain_seconds": 5, "router_access_log_flush_seconds": 5, "router_client_connection_limit": 0,
+    "router_envoy_pids_limit": 256, "router_envoy_memory_limit": "512m",
     "router_envoy_container_name": "other", "router_envoy_config_dir": "/etc/other",
 }
 # Settings whose own effect shows only together with another one.
@@ -181,8 +186,8 @@ def _effects(before, after):
     envoy_b, envoy_a = before["envoy"], after["envoy"]
     parts = {
         "watched": envoy_b["watched"] != envoy_a["watched"],
-        "start": (envoy_b["bootstrap_yaml"], envoy_b["args"], envoy_b["mounts"])
-        != (envoy_a["bootstrap_yaml"], envoy_a["args"], envoy_a["mounts"]),
+        "start": (envoy_b["bootstrap_yaml"], envoy_b["args"], envoy_b["mounts"], envoy_b["container"])
+        != (envoy_a["bootstrap_yaml"], envoy_a["args"], envoy_a["mounts"], envoy_a["container"]),
         "host": (before["netstate"], before["sysctls"], before["host"]) != (after["netstate"], after["sysctls"], after["host"]),
         "files": envoy_b["logrotate"] != envoy_a["logrotate"],
     }
