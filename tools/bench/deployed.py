@@ -23,6 +23,7 @@ import control
 import lab
 import paths
 
+
 def bench_vars(extra=None):
     """site.yml's extra variables for the bench: the lab's intercepted ports plus the static responder's."""
     ports = lab.router_settings(("router_intercept_ports",))["router_intercept_ports"]
