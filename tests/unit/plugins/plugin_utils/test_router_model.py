@@ -220,3 +220,49 @@ def test_the_managed_header_heads_the_rule_files_and_the_bootstrap_only():
     assert result["envoy"]["bootstrap_yaml"].startswith(header + "# Envoy v3 bootstrap")
     assert yaml.safe_load(result["envoy"]["bootstrap_yaml"]) == result["envoy"]["bootstrap"]
     assert not result["envoy"]["watched"]["lds.yaml"].startswith(header)
+
+
+def _hcm(result):
+    return result["envoy"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def test_the_access_log_names_the_sockets_peer_and_logs_refused_requests_only_under_a_policy():
+    plain = _hcm(plan(router_access_log_flush_seconds=7))
+    assert len(plain["access_log"]) == 1 and "filter" not in plain["access_log"][0]
+    assert plain["access_log_options"] == {"access_log_flush_interval": "7s"}
+    fields = plain["access_log"][0]["typed_config"]["log_format"]["json_format"]
+    assert fields["client_address"] == "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%" and fields["path"] == "%REQ(:PATH):2048%"
+    policed = _hcm(plan(router_policy=[{"action": "deny", "ports": [80]}]))["access_log"]
+    # The second logger takes what the RBAC filter never saw; each request goes to exactly one of them.
+    assert [entry["filter"]["metadata_filter"]["match_if_key_not_found"] for entry in policed] == [False, True]
+    refused = policed[1]["typed_config"]["log_format"]["json_format"]
+    assert (refused["policy_decision"], refused["policy_rule"]) == ("denied", "refused")
+    assert "access_log" not in _hcm(plan(router_access_log="off")) and "access_log_options" not in _hcm(plan(router_access_log="off"))
+
+
+def test_the_connection_limit_is_one_rule_per_family_and_none_at_zero():
+    rules = plan(router_ipv6=True)["netstate"]
+    assert "--connlimit-above 1000 --connlimit-mask 32 " in rules["netstate_iptables_rules"]
+    assert "--connlimit-above 1000 --connlimit-mask 128 " in rules["netstate_ip6tables_rules"]
+    assert "connlimit" not in plan(router_client_connection_limit=0)["netstate"]["netstate_iptables_rules"]
+    nft = plan(router_ipv6=True, router_firewall_backend="nftables")["netstate"]["netstate_nftables_rules"]
+    assert "add @clients_ipv4 { ip saddr ct count over 1000 } drop" in nft
+    assert "add @clients_ipv6 { ip6 saddr ct count over 1000 } drop" in nft
+
+
+def test_forwarded_traffic_meets_the_policy_in_its_own_chain_only_when_a_rule_or_the_default_can_decide_it():
+    assert model.POLICY_CHAIN not in plan()["netstate"]["netstate_iptables_rules"]
+    result = plan(router_policy=[{"action": "allow", "protocol": "udp", "ports": [53], "networks": ["192.0.2.53/32"]}],
+                  router_policy_default="deny")
+    chains = [c["chain"] for c in result["netstate"]["netstate_iptables"]]
+    assert model.POLICY_CHAIN in chains
+    rules = result["netstate"]["netstate_iptables_rules"]
+    assert "-A %s -s 192.0.2.10/32 " % model.FORWARD_CHAIN in rules and "-j %s" % model.POLICY_CHAIN in rules
+    assert "nothing else is forwarded\" -j DROP" in rules
+
+
+def test_the_admin_address_must_be_loopback_and_the_metrics_route_the_whole_path():
+    assert plan(router_envoy_admin_address="127.0.0.2")["problems"] == []
+    metrics = plan(router_metrics_address="192.0.2.100")["envoy"]["listeners"][1]
+    route = metrics["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][0]
+    assert {"name": ":path", "string_match": {"exact": "/stats/prometheus"}} in route["match"]["headers"]
