@@ -13,7 +13,7 @@
 #
 # The project venv (.venv) serves the release it has; each other release gets a venv of
 # its own, .cache/venv-core-<minor>, as a user of that release would have it: that
-# ansible-core with the newest `ansible` package built for it (whose bundled amazon.aws,
+# ansible-core with the newest `ansible` package built for it (whose bundled amazon.aws
 # and community.docker are the dependencies), plus what the unit tests
 # import. Created on first use from the machine's package index (about 2 min and 600 MB
 # each), reused afterwards.
