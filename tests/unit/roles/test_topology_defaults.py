@@ -5,34 +5,23 @@ host touched (every host's Python interpreter is missing: a task that reached a 
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-ROLES = {"routers": "router", "webservers": "webserver", "clients": "client"}
+from role_playbook import ROLES, VALIDATE_TASK, run_play
+
 # The variable of each role that the model gives its default.
 SHOWN = {"router": "router_forward_sources", "webserver": "webserver_return_routes", "client": "client_routes"}
 PLAY = """
 - name: Validate each host's input as site.yml does, then show the defaults the model gave
   hosts: all
   gather_facts: false
-  tasks:
-    - name: Validate the inputs of the roles this host plays
-      ansible.builtin.include_role:
-        name: "tproxy.envoy.{{ item.value }}"
-        tasks_from: validate
-        public: true
-      loop: "{{ site_roles | dict2items }}"
-      when: inventory_hostname in groups[item.key]
-    - name: Show the defaults
-      ansible.builtin.debug:
-        msg: "{{ lookup('ansible.builtin.vars', shown[site_roles[group_names | first]]) }}"
   vars:
     site_roles: %s
     shown: %s
-""" % (json.dumps(ROLES), json.dumps(SHOWN))
+  tasks:%s
+    - name: Show the defaults
+      ansible.builtin.debug:
+        msg: "{{ lookup('ansible.builtin.vars', shown[site_roles[group_names | first]]) }}"
+""" % (json.dumps(ROLES), json.dumps(SHOWN), VALIDATE_TASK % "\n        public: true")
 
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": "/nonexistent/python"}
 
@@ -52,14 +41,7 @@ def inventory(client_group="edge"):
 
 
 def run(tmp_path, inv):
-    (tmp_path / "inventory.json").write_text(json.dumps(inv))
-    (tmp_path / "play.yml").write_text(PLAY)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(pathlib.Path(sys.executable).with_name("ansible-playbook")), "-i",
-                           str(tmp_path / "inventory.json"), str(tmp_path / "play.yml")],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
-    return json.loads(proc.stdout)
+    return run_play(tmp_path, inv, PLAY)
 
 
 def test_two_router_groups_give_each_host_its_own_routers(tmp_path):
