@@ -6,7 +6,7 @@ host touched (every host's Python interpreter is missing: a task that reached a 
 
 import json
 
-from role_playbook import ROLES, VALIDATE_TASK, run_play
+from ansible_collections.tproxy.envoy.tests.unit.roles.role_playbook import ROLES, VALIDATE_TASK, run_play
 
 # The variable of each role that the model gives its default.
 SHOWN = {"router": "router_forward_sources", "webserver": "webserver_return_routes", "client": "client_routes"}

@@ -8,7 +8,7 @@ host (a module, a command) would fail: passing proves `validate` runs on the con
 import json
 
 import pytest
-from role_playbook import ROLES, VALIDATE_TASK, run_play
+from ansible_collections.tproxy.envoy.tests.unit.roles.role_playbook import ROLES, VALIDATE_TASK, run_play
 
 PLAY = """
 - name: Validate each host's input as site.yml does
