@@ -153,8 +153,9 @@ def markdown(results):
         lines.append("")
     carried = [r for r in results["summary"] if r.get("carrier_cpu_us_per_req") is not None]
     if carried:
-        lines += ["The lab's container writes its access log to `stdout`: "
-                  + ", ".join(results.get("log_carriers") or ["its runtime"]) + " carrying it used "
+        lines += ["What carries the lab's container's standard output into its log ("
+                  + ", ".join(results.get("log_carriers") or ["its runtime"]) + ", whatever else they do meanwhile; "
+                  "the access log only where the row's container logs to `stdout`) used "
                   + "; ".join(f"{r['carrier_cpu_us_per_req']:.1f} µs/request ({r['target']}, {r['conns']} conns)"
                               for r in carried) + ", besides Envoy's own CPU in the table.", ""]
     if results.get("deployments"):

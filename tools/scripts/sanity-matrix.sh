@@ -13,8 +13,8 @@
 #
 # The project venv (.venv) serves the release it has; each other release gets a venv of
 # its own, .cache/venv-core-<minor>, as a user of that release would have it: that
-# ansible-core with the newest `ansible` package built for it (whose bundled amazon.aws,
-# community.docker are the dependencies), plus what the unit tests
+# ansible-core with the newest `ansible` package built for it (whose bundled amazon.aws
+# and community.docker are the dependencies), plus what the unit tests
 # import. Created on first use from the machine's package index (about 2 min and 600 MB
 # each), reused afterwards.
 #
@@ -84,13 +84,13 @@ venv_for() {
     base_python=$(base_python_for "$minor") || return 1
     echo "sanity-matrix: creating $venv with $base_python" >&2
     rm -rf "$venv"
-    "$base_python" -m venv "$venv"
+    "$base_python" -m venv "$venv" || return 1
     next="${minor%.*}.$((${minor#*.} + 1))"
     # `ansible` unpinned: pip picks the newest release whose ansible-core pin fits.
     # The unit tests' imports: pytest and xdist (ansible-test units runs -n), boto3, jsonschema.
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
       "ansible-core>=$minor.0,<$next.0" ansible \
-      "pytest>=8,<10" "pytest-xdist>=3,<4" "boto3>=1.40,<2" "jsonschema>=4,<5" >&2
+      "pytest>=8,<10" "pytest-xdist>=3,<4" "boto3>=1.40,<2" "jsonschema>=4,<5" >&2 || return 1
   fi
   echo "$venv/bin"
 }

@@ -6,29 +6,17 @@ host (a module, a command) would fail: passing proves `validate` runs on the con
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
+from ansible_collections.tproxy.envoy.tests.unit.roles.role_playbook import ROLES, VALIDATE_TASK, run_play
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-ROLES = {"routers": "router", "webservers": "webserver", "clients": "client"}
 PLAY = """
 - name: Validate each host's input as site.yml does
   hosts: all
   gather_facts: false
-  tasks:
-    - name: Validate the inputs of the roles this host plays
-      ansible.builtin.include_role:
-        name: "tproxy.envoy.{{ item.value }}"
-        tasks_from: validate
-      loop: "{{ site_roles | dict2items }}"
-      when: inventory_hostname in groups[item.key]
-      vars:
-        site_roles: %s
-""" % json.dumps(ROLES)
+  vars:
+    site_roles: %s
+  tasks:%s""" % (json.dumps(ROLES), VALIDATE_TASK % "")
 
 BAD = [
     ("routers", "router_proxy_port", 70000),
@@ -90,14 +78,7 @@ BAD = [
 
 
 def run(tmp_path, inventory, *extra):
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "play.yml").write_text(PLAY)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(pathlib.Path(sys.executable).with_name("ansible-playbook")), "-i",
-                           str(tmp_path / "inventory.json"), str(tmp_path / "play.yml"), *extra],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
-    report = json.loads(proc.stdout)
+    report = run_play(tmp_path, inventory, PLAY, *extra)
     failures = {}
     for task in report["plays"][0]["tasks"]:
         for host, result in task["hosts"].items():
