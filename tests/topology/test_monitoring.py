@@ -205,6 +205,10 @@ def monitoring(lab, tmp_path_factory):
                           and api('/api/v1/query?query=up%7Bjob%3D%22tproxy-envoy%22%7D')["result"][0]["value"][1] == "1",
                           60, 0.5), "Prometheus never scraped the router (setup)"
         result["rules_loaded"] = sorted(r["name"] for g in api("/api/v1/rules")["groups"] for r in g["rules"])
+        # A rule evaluation before the first scrape finds no `up` series: TproxyEnvoyMetricsAbsent goes
+        # pending until the next evaluation sees the target. Read the alerts after that one (bounded).
+        wait_until(lambda: all(a["labels"]["alertname"] != "TproxyEnvoyMetricsAbsent"
+                               for a in api("/api/v1/alerts")["alerts"]), 15, 0.5)
         result["alerts_before"] = api("/api/v1/alerts")["alerts"]
         result["ready_seconds"] = time.monotonic() - ready
         step("Prometheus up, first scrape")

@@ -7,7 +7,7 @@ rerun (seven site.yml runs in all, about 2 minutes):
 
 1. only what Envoy watches: the metrics listener on, the access log off, a policy, a port of each mode
    added. Envoy must apply it without a new process (the metrics listener's cluster is already there);
-2. what needs a new process or the host: the access log to a file (a new mount), the client's
+2. what needs a new process or the host: the access log to a file in another directory (a new mount), the client's
    address kept, IPv6 off, the nftables backend;
 3. every setting back to its default.
 
@@ -21,7 +21,8 @@ import pytest
 from conftest import ADDR, ADDR6, assert_ok, client_get, envoy_stat, playbook, sh
 from polling import wait_until
 
-ACCESS_LOG = "/var/log/tproxy-envoy/access.log"
+# A file in a directory other than the default's: a new mount, so a new process.
+ACCESS_LOG = "/var/log/tproxy-envoy-settings/access.log"
 WATCHED = {
     "router_metrics_address": ADDR["router"],
     "router_access_log": "off",
