@@ -123,7 +123,9 @@ def _plain(value):
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
-        return str(value)
+        # str.__str__, not str(): ansible-core before 2.19 hands AnsibleUnsafeText, whose own
+        # __str__ returns itself (a subclass the YAML dumper refuses).
+        return str.__str__(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
