@@ -173,8 +173,8 @@ lab-smoke: collection
 # failure and prints the seconds each target took. To add a target, put its name in its tier:
 # CHECK_TARGETS needs no root and no lab (development, minutes: its targets depend on `dev`
 # only, never on `packages`); TEST_TARGETS adds the rest.
-# sanity-matrix is `make sanity` on the newest ansible-core that requires_ansible claims, and units plus
-# the release-dependent sanity tests on the older ones.
+# sanity-matrix is every sanity test on the newest ansible-core that requires_ansible claims (its unit
+# tests are `make unit`), and units plus the release-dependent sanity tests on the older ones.
 CHECK_TARGETS := docs-check changelog-lint golden-check monitoring-check unit lint sanity-matrix
 TEST_TARGETS := $(CHECK_TARGETS) ee-check integration aws-test \
                 lab-test reboot-test topology-test molecule-namespace molecule-docker lab-smoke
