@@ -1,6 +1,7 @@
 # Copyright: tproxy.envoy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""tools/scripts/run-targets.sh: targets in order, stop at the first failure, a timing table always."""
+"""tools/scripts/run-targets.sh: targets in order, stop at the first failure, a timing table always;
+a second lane (--beside) at the same time, its output in one block."""
 
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def table(proc):
     """{target: (seconds, result)} from the summary printed at the end."""
     rows = {}
     lines = proc.stdout.splitlines()
-    start = lines.index('make test: seconds per target')
+    start = next(i for i, line in enumerate(lines) if line.startswith('make test: seconds per target'))
     for line in lines[start + 2:]:
-        match = re.match(r'^  (\S+)\s+(\S+)\s+(.+)$', line)
+        match = re.match(r'^  (?:\| )?(\S+)\s+(\S+)\s+(.+)$', line)
         if match:
             rows[match.group(1)] = (match.group(2), match.group(3))
     return rows
@@ -77,6 +78,29 @@ def test_no_target_is_a_usage_error(fake_make):
     assert calls == []
 
 
+def test_the_lane_beside_runs_at_the_same_time_and_its_output_stays_in_one_block(fake_make, tmp_path):
+    # Each lane's first target waits for the other's to start: they only end if both run at once.
+    make, log = fake_make
+    make.write_text('#!/bin/sh\necho "$1" >> %s\necho "making $1"\ntouch %s/started-$1\n'
+                    'case "$1" in lab) other=beside ;; beside) other=lab ;; *) other= ;; esac\n'
+                    'if [ -n "$other" ]; then i=0; while [ ! -e %s/started-$other ]; do\n'
+                    '  i=$((i + 1)); [ $i -lt 200 ] || exit 3; sleep 0.05; done; fi\n'
+                    'case " $FAIL_TARGETS " in *" $1 "*) exit 2 ;; esac\n' % (log, tmp_path, tmp_path))
+    proc, calls = run(fake_make, 'lab', 'lab2', '--beside', 'beside', 'beside2', 'beside3', fail='beside2')
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert sorted(calls) == ['beside', 'beside2', 'lab', 'lab2']
+    rows = table(proc)
+    assert rows['lab'][1] == rows['lab2'][1] == rows['beside'][1] == 'ok', rows
+    assert rows['beside2'][1] == 'FAIL' and rows['beside3'] == ('-', 'not run')
+    assert rows['total'][1] == 'FAIL (beside2)'
+    # The lane beside is printed after the first lane's output, as one block, before the table.
+    out = proc.stdout
+    block = out.index('make test: the output of the targets beside (beside beside2 beside3)')
+    assert out.rindex('making lab2') < block < out.index('making beside') < out.index('making beside2')
+    assert out.index('making beside2') < out.index('make test: seconds per target')
+    assert '| beside' in out
+
+
 def test_make_test_and_make_check_run_their_lists_through_the_script():
     def variable(name):
         match = re.search(r'^%s := ((?:.*\\\n)*.*)$' % name, MAKEFILE, re.M)
@@ -84,9 +108,13 @@ def test_make_test_and_make_check_run_their_lists_through_the_script():
         return match.group(1).replace('\\\n', ' ').split()
 
     check = variable('CHECK_TARGETS')
-    assert variable('TEST_TARGETS')[0] == '$(CHECK_TARGETS)'
+    assert variable('BESIDE_TARGETS')[0] == '$(CHECK_TARGETS)'
+    assert variable('TEST_TARGETS') == ['$(LAB_TARGETS)', '$(BESIDE_TARGETS)']
     assert re.search(r'^check: .*\n\t.*tools/scripts/run-targets.sh \$\(CHECK_TARGETS\)$', MAKEFILE, re.M)
-    assert re.search(r'^test: .*\n\t.*tools/scripts/run-targets.sh \$\(TEST_TARGETS\)$', MAKEFILE, re.M)
-    # Every listed target exists in the Makefile.
-    for target in check + variable('TEST_TARGETS')[1:]:
+    assert re.search(r'^test: .*\n\t.*tools/scripts/run-targets.sh \$\(LAB_TARGETS\) --beside \$\(BESIDE_TARGETS\)$',
+                     MAKEFILE, re.M)
+    # Every listed target exists in the Makefile, and none is in both lanes.
+    lab, beside = variable('LAB_TARGETS'), check + variable('BESIDE_TARGETS')[1:]
+    assert not set(lab) & set(beside)
+    for target in lab + beside:
         assert re.search(r'^%s:' % re.escape(target), MAKEFILE, re.M), target
