@@ -5,7 +5,11 @@ host touched (every host's Python interpreter is missing: a task that reached a 
 """
 
 import json
+import pathlib
 
+import yaml
+from ansible_collections.tproxy.envoy.plugins.module_utils import topology
+from ansible_collections.tproxy.envoy.plugins.test.has_address import has_address
 from ansible_collections.tproxy.envoy.tests.unit.roles.role_playbook import ROLES, VALIDATE_TASK, run_play
 
 # The variable of each role that the model gives its default.
@@ -71,3 +75,18 @@ def test_a_client_naming_no_router_group_is_refused_by_validate_naming_the_varia
     # Stopped there: no host got as far as the next task.
     shown = [t for t in report["plays"][0]["tasks"] if t["task"]["name"] == "Show the defaults"]
     assert not shown or not shown[0]["hosts"], shown
+
+
+def test_the_models_router_defaults_are_the_router_roles():
+    # The model answers for routers whose role defaults it cannot see in hostvars: it keeps its own
+    # copy of the ones other hosts depend on, which must say what defaults/main.yml says.
+    defaults = yaml.safe_load((pathlib.Path(__file__).resolve().parents[3] / "roles/router/defaults/main.yml").read_text())
+    for name, value in topology.ROUTER_DEFAULTS.items():
+        assert defaults[name] == value, name
+    # router_ipv6's default: whether the router has an IPv6 topology address, as the model computes it.
+    assert defaults["router_ipv6"] == "{{ [inventory_hostname, 'ipv6'] is tproxy.envoy.has_address(hostvars) }}"
+    with_address = {"r": {"ansible_host": "192.0.2.100", "tproxy_ipv6_address": "2001:db8::100"}}
+    without = {"r": {"ansible_host": "192.0.2.100"}}
+    for hostvars, expected in ((with_address, True), (without, False)):
+        assert topology.router_settings(hostvars, "r")["ipv6"] is expected
+        assert has_address(["r", "ipv6"], hostvars) is expected
