@@ -47,6 +47,7 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - tproxy.envoy.aws
 attributes:
   check_mode:
     support: full
@@ -57,15 +58,6 @@ attributes:
   platform:
     platforms: posix
     details: Runs where boto3 is installed and the EC2 API is reachable, usually the controller (C(delegate_to) C(localhost)).
-  action_group:
-    description:
-      - Use C(group/tproxy.envoy.tproxy) in C(module_defaults) to set defaults for this module.
-      - Use C(group/tproxy.envoy.aws) to set the AWS options (region, credentials, endpoint) once for this module and
-        every module of C(amazon.aws.aws).
-    support: full
-    membership:
-      - tproxy.envoy.tproxy
-      - tproxy.envoy.aws
 notes:
   - On AWS the instance attribute mirrors the primary interface; some EC2 emulators keep them apart,
     so both levels are read and set.
