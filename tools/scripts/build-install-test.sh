@@ -64,7 +64,7 @@ step "tarball contents"
 allowed='MANIFEST.json FILES.json README.md CHANGELOG.rst COPYING changelogs docs meta plugins roles playbooks inventories'
 for wanted in MANIFEST.json FILES.json README.md CHANGELOG.rst COPYING changelogs/changelog.yaml docs/architecture.md \
               meta/runtime.yml meta/execution-environment.yml meta/ee-requirements.txt meta/ee-bindep.txt \
-              plugins/modules plugins/connection plugins/doc_fragments roles/router roles/webserver roles/client \
+              plugins/modules plugins/connection plugins/doc_fragments roles/router roles/webserver roles/client roles/engine \
               playbooks/site.yml playbooks/verify.yml playbooks/teardown.yml inventories/lab inventories/aws; do
   if grep -qx "$wanted" "$work/contents"; then ok "contains $wanted"; else fail "tarball lacks $wanted"; fi
 done
