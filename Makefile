@@ -142,11 +142,11 @@ ee-check: bootstrap
 	tools/scripts/ee-check.sh
 
 docs-check: venv
-	tools/scripts/role-vars-table.py --check README.md --exclude netstate
+	tools/scripts/role-vars-table.py --check README.md --exclude netstate --exclude engine
 	python tools/bench/readme.py --check README.md
 
 docs: venv
-	tools/scripts/role-vars-table.py --update README.md --exclude netstate
+	tools/scripts/role-vars-table.py --update README.md --exclude netstate --exclude engine
 
 # Benchmarks (lab only; at most 15 min: the data path, the lab's own container deployed with its
 # defaults and variants, the instruction counts, the playbooks). Results in tools/bench/results/.
