@@ -8,6 +8,9 @@ cd "$(dirname "$0")/../.."
 APT_PACKAGES=(docker.io debootstrap iproute2 iptables nftables procps util-linux curl
               wrk haproxy nginx-light valgrind kmod libcap2-bin shellcheck
               systemd-container logrotate)
+# The router role's fleet (VRRP): lab hosts share this machine's /usr and start with a copy of its
+# package database, so the role finds Debian's keepalived installed there, as on a host it installed.
+APT_PACKAGES+=(keepalived)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
