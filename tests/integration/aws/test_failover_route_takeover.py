@@ -25,7 +25,7 @@ SCRIPT = REPO / "plugins" / "module_utils" / "route_takeover.py"
 def fleet_routes(ec2, subnet):
     """Two routers' interfaces, a third (someone else's) and a route table whose routes name them."""
     vpc_id = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
-    enis = [ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"] for _ in range(3)]
+    enis = [ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"] for _index in range(3)]
     table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="203.0.113.0/25", NetworkInterfaceId=enis[0])
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="192.0.2.0/24", NetworkInterfaceId=enis[0])

@@ -71,7 +71,7 @@ async def long_lived(args, family, deadline, record):
 async def main(args):
     family = socket.AF_INET6 if ":" in args.target else socket.AF_INET
     deadline = time.time() + args.duration
-    longs = [{"opened": None, "lost": None, "error": None, "requests": 0} for _ in range(args.long)]
+    longs = [{"opened": None, "lost": None, "error": None, "requests": 0} for _index in range(args.long)]
     tasks = [asyncio.create_task(long_lived(args, family, deadline, record)) for record in longs]
     shorts = []
     while time.time() < deadline:
