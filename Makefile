@@ -1,4 +1,5 @@
-# tproxy.envoy: everything a user or CI runs. Needs root (namespaces, iptables, dockerd).
+# tproxy.envoy: everything a user or CI runs. The lab and `make test` need root (namespaces,
+# iptables, dockerd); `make check` does not (the venv only: `make venv`).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
@@ -12,10 +13,10 @@ export LAB_INVENTORY
 LAB := -i $(LAB_INVENTORY)
 PYTEST := python -m pytest -q -p no:cacheprovider
 
-.PHONY: help bootstrap collection lab site verify teardown lab-down test check unit integration \
+.PHONY: help bootstrap packages venv dev collection lab site verify teardown lab-down test check unit integration \
         aws-test lab-test reboot-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
-        build-install build-install-lab ee-check docs-check docs bench bench-smoke lab-smoke \
-        golden golden-check sanity-matrix
+        build-install build-install-lab ee-check docs-check docs bench bench-scale bench-smoke lab-smoke \
+        golden golden-check sanity-matrix monitoring-check
 
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
@@ -23,14 +24,26 @@ help:
 	@echo "make check     the fast subset for development: no lab, no root (unit, lint, sanity, golden, docs)"
 	@echo "make verify    run verify.yml against the lab"
 	@echo "make lab-down  teardown.yml, then remove the lab"
-	@echo "make bench     benchmarks in the lab"
+	@echo "make bench     benchmarks in the lab (make bench-scale: and on larger labs)"
 
+# Everything: Debian packages (root) and the venv.
 bootstrap:
-	@tools/scripts/bootstrap.sh
+	@tools/scripts/bootstrap.sh all
 
-# Ansible finds the collection through a link to this checkout.
-collection: bootstrap
+# Debian packages only (root): the lab, the benchmarks, the tests that need root.
+packages:
+	@tools/scripts/bootstrap.sh packages
+
+# The controller venv only (.venv from requirements.txt): no root.
+venv:
+	@tools/scripts/bootstrap.sh venv
+
+# Ansible finds the collection through a link to this checkout. `dev` is what needs no root
+# (the venv and the link); `collection` adds the Debian packages.
+dev: venv
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+collection: packages dev
 
 lab: collection
 	tools/lab/lab.sh up
@@ -51,16 +64,22 @@ lab-down: collection
 	tools/lab/lab.sh down
 
 # --- tests -----------------------------------------------------------------
-unit: collection
+unit: dev
 	$(PYTEST) tests/unit tools/bench/tests
 
 # Golden files (no root, no lab): the router's Envoy configuration and rule set for each
 # variable set of tests/golden/cases.yml. `make golden` rewrites them; review with git diff.
-golden-check: collection
+golden-check: dev
 	python tests/golden/golden.py
 
-golden: collection
+golden: dev
 	python tests/golden/golden.py --update
+
+# The alert rules and dashboard of roles/monitoring (no root, no lab): promtool check rules, promtool
+# test rules on tests/monitoring/rules_cases.yml (a firing and a silent case per alert), a runbook
+# section per alert in docs/monitoring.md, and every dashboard query parsed by promtool.
+monitoring-check: dev
+	python tests/monitoring/check.py
 
 integration: collection
 	$(PYTEST) tests/integration/test_tproxy_kernel_integration.py
@@ -93,28 +112,31 @@ molecule-docker: collection
 	TPROXY_DOCKER_SOCK=/run/docker.sock $(PYTEST) tests/lab/test_images.py && molecule test -s docker; \
 	  rc=$$?; tools/scripts/docker-engine.sh stop; exit $$rc
 
-sanity: bootstrap
+sanity: dev
 	tools/scripts/sanity.sh all
 
 # sanity + units on every ansible-core minor that meta/runtime.yml's requires_ansible claims
 # (other minors in .cache/venv-core-<minor>, created on first use).
-sanity-matrix: bootstrap
+sanity-matrix: dev
 	tools/scripts/sanity-matrix.sh
 
-lint: collection
+lint: dev
 	ansible-lint
 
-changelog-lint: bootstrap
+changelog-lint: venv
 	antsibull-changelog lint
 	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 	@out=$$(mktemp) && antsibull-changelog generate --output $$out --output-format rst && diff -u CHANGELOG.rst $$out; rc=$$?; rm -f $$out; exit $$rc
 
-# Files new or edited fragments into the galaxy.yml version and regenerates CHANGELOG.rst.
-changelog: bootstrap
+# Files new or edited fragments into the galaxy.yml version and regenerates CHANGELOG.rst. Until a
+# version's tarball is published, later fragments join it; once it is, bump galaxy.yml's version
+# first, or they would be filed under the published one. `changelog-lint` passes with fragments
+# not yet filed (CHANGELOG.rst shows released versions only).
+changelog: venv
 	antsibull-changelog release --version $$(python -c 'import yaml;print(yaml.safe_load(open("galaxy.yml"))["version"])') --refresh-fragments without-archives
 	@rm -f changelogs/.plugin-cache.yaml
 
-build-install: bootstrap
+build-install: dev
 	tools/scripts/build-install-test.sh
 
 build-install-lab: collection
@@ -123,17 +145,21 @@ build-install-lab: collection
 ee-check: bootstrap
 	tools/scripts/ee-check.sh
 
-docs-check: bootstrap
+docs-check: venv
 	tools/scripts/role-vars-table.py --check README.md --exclude netstate
 	python tools/bench/readme.py --check README.md
 
-docs: bootstrap
+docs: venv
 	tools/scripts/role-vars-table.py --update README.md --exclude netstate
 
-# Benchmarks (lab only; about 23 min, of which 6 on larger labs: --no-scale skips them). Results in
-# tools/bench/results/.
+# Benchmarks (lab only; at most 15 min: the data path, the lab's own container deployed with its
+# defaults and variants, the instruction counts, the playbooks). Results in tools/bench/results/.
 bench: collection
 	python tools/bench/run.py
+
+# The same plus the playbooks on larger labs (about 6 min more: the lab is taken down meanwhile).
+bench-scale: collection
+	python tools/bench/run.py --scale
 
 # Needs the lab up with site.yml applied (make lab); about 30 s.
 bench-smoke: collection
@@ -149,13 +175,15 @@ lab-smoke: collection
 # --- what `make check` and `make test` run ----------------------------------
 # Tiers, cheapest first; tools/scripts/run-targets.sh runs them in order, stops at the first
 # failure and prints the seconds each target took. To add a target, put its name in its tier:
-# CHECK_TARGETS needs no root and no lab (development, minutes); TEST_TARGETS adds the rest.
-# sanity-matrix is `make sanity` on every ansible-core that requires_ansible claims (~5 min for three).
-CHECK_TARGETS := docs-check changelog-lint golden-check unit lint sanity-matrix
+# CHECK_TARGETS needs no root and no lab (development, minutes: its targets depend on `dev`
+# only, never on `packages`); TEST_TARGETS adds the rest.
+# sanity-matrix is `make sanity` on the newest ansible-core that requires_ansible claims, and units plus
+# the release-dependent sanity tests on the older ones.
+CHECK_TARGETS := docs-check changelog-lint golden-check monitoring-check unit lint sanity-matrix
 TEST_TARGETS := $(CHECK_TARGETS) ee-check integration aws-test \
                 lab-test reboot-test topology-test molecule-namespace molecule-docker lab-smoke
 
-check: collection
+check: dev
 	@MAKE="$(MAKE)" RUN_TARGETS_LABEL="make check" tools/scripts/run-targets.sh $(CHECK_TARGETS)
 
 # Everything CI runs (.ci/run).

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: netstate_paths
 author: tproxy.envoy contributors (@tproxy)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: Paths of the files the netstate role installs for a state set
 description:
   - For a state set name (C(router), C(client)), where the internal netstate role installs its

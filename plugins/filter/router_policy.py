@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that check the router's allow/deny policy and translate it into Envoy's matchers.
 
-Two filters live here, each documented in its own sidecar file (router_policy_problems.yml,
-router_policy_plan.yml), as for the tests in plugins/test/.
+Three filters live here, each documented in its own sidecar file (router_policy_problems.yml,
+router_policy_plan.yml, router_policy_forward.yml), as for the tests in plugins/test/.
 """
 
 from __future__ import annotations
@@ -15,15 +15,23 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tproxy.envoy.plugins.module_utils.ports import port_number
 
-RULE_KEYS = ("name", "action", "hosts", "networks", "ports")
+RULE_KEYS = ("name", "action", "hosts", "networks", "ports", "protocol", "sources")
 ACTIONS = ("allow", "deny")
+# What a rule's `protocol` may name: ICMP is ICMPv6 for IPv6. Without it a rule matches every
+# protocol, and its `ports` (if any) are TCP ports that the router intercepts.
+PROTOCOLS = ("tcp", "udp", "icmp")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 DEFAULT_RULE = "default"
+# What the access log names as the rule of a request Envoy refused before the policy saw it.
+REFUSED_RULE = "refused"
 
 # Envoy type URLs, written once.
 _PORT_INPUT = {"name": "destination_port", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DestinationPortInput"}}
+# The client: the socket's peer, never a header (X-Forwarded-For).
+_SOURCE_INPUT = {"name": "source_ip", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DirectSourceIPInput"}}
 _IP_INPUT = {"name": "destination_ip", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput"}}
 _SNI_INPUT = {"name": "server_name", "typed_config": {
@@ -41,6 +49,12 @@ def _host_ok(host):
     name = host[2:] if host.startswith("*.") else host
     labels = name.split(".")
     return len(name) <= 253 and len(labels) >= 1 and all(LABEL.match(label) for label in labels)
+
+
+def _is_address(host):
+    """An IP literal (or what a server would read as one: a last label of digits only). A name rule
+    never matches a Host or SNI that is an address; an address belongs in ``networks``."""
+    return isinstance(host, str) and _host_ok(host) and host.rsplit(".", 1)[-1].isdigit()
 
 
 def _network(value):
@@ -78,15 +92,16 @@ def router_policy_problems(rules, intercepted_ports=None):
         if rule.get("action") not in ACTIONS:
             problems.append("%s: action must be allow or deny, got %r" % (where, rule.get("action")))
         name = rule.get("name", "rule-%d" % index)
-        if not isinstance(name, str) or not NAME.match(name) or name == DEFAULT_RULE:
-            problems.append("%s: name must be letters, digits, '.', '_' or '-' (at most 63, not %r), got %r"
-                            % (where, DEFAULT_RULE, name))
+        if not isinstance(name, str) or not NAME.match(name) or name in (DEFAULT_RULE, REFUSED_RULE):
+            problems.append("%s: name must be letters, digits, '.', '_' or '-' (at most 63, not %r or %r), got %r"
+                            % (where, DEFAULT_RULE, REFUSED_RULE, name))
         elif name in names:
             problems.append("%s: name %r is used by an earlier rule" % (where, name))
         names.append(name)
         for key, check, what in (
                 ("hosts", _host_ok, "host names or wildcards *.example.com"),
                 ("networks", lambda n: _network(n) is not None, "networks in CIDR form without host bits (192.0.2.0/24)"),
+                ("sources", lambda n: _network(n) is not None, "networks in CIDR form without host bits (192.0.2.0/24)"),
                 ("ports", lambda p: port_number(p) is not None, "ports from 1 to 65535")):
             values = _list_of(rule, key)
             if values is None:
@@ -95,12 +110,26 @@ def router_policy_problems(rules, intercepted_ports=None):
             bad = [v for v in values if not check(v)]
             if bad:
                 problems.append("%s: %s must be %s, got %s" % (where, key, what, ", ".join(map(repr, bad))))
+        addresses = [h for h in _list_of(rule, "hosts") or [] if _is_address(h)]
+        if addresses:
+            problems.append("%s: hosts must be names, not addresses (%s): a Host or SNI that is an address matches "
+                            "no hosts rule; put addresses in networks" % (where, ", ".join(map(repr, addresses))))
+        protocol = rule.get("protocol")
+        if protocol is not None and protocol not in PROTOCOLS:
+            problems.append("%s: protocol must be one of %s, got %r" % (where, ", ".join(PROTOCOLS), protocol))
         ports = _list_of(rule, "ports") or []
+        if protocol == "icmp" and ports:
+            problems.append("%s: an icmp rule has no ports" % where)
+        if protocol in ("udp", "icmp") and rule.get("hosts"):
+            problems.append("%s: hosts are only seen on intercepted TCP ports, never with protocol %s" % (where, protocol))
+        # Without a protocol (as before it existed) ports are intercepted TCP ports; a hosts rule's
+        # ports too, whatever its protocol: a name is only read where Envoy takes the connection.
         strays = [p for p in ports if port_number(p) is not None and port_number(p) not in intercepted]
-        if strays and intercepted_ports is not None:
+        if strays and intercepted_ports is not None and (protocol is None or rule.get("hosts")):
             problems.append("%s: ports %s are not intercepted (router_intercept_ports, router_intercept_l4_ports, "
-                            "router_intercept_tls_ports), so the rule could never match them"
-                            % (where, ", ".join(map(str, strays))))
+                            "router_intercept_tls_ports), so the rule could never match them%s"
+                            % (where, ", ".join(map(str, strays)),
+                               "" if rule.get("hosts") else "; for forwarded ports give protocol tcp or udp"))
     return problems
 
 
@@ -115,7 +144,9 @@ def _named(rules):
             "action": rule["action"],
             "hosts": [h.lower() for h in rule.get("hosts", [])],
             "networks": [_network(n) for n in rule.get("networks", [])],
+            "sources": [_network(n) for n in rule.get("sources", [])],
             "ports": [port_number(p) for p in rule.get("ports", [])],
+            "protocol": rule.get("protocol"),
         })
     return result
 
@@ -123,14 +154,17 @@ def _named(rules):
 def host_regex(host, with_port):
     """RE2 pattern for a Host header (``with_port``: may carry ``:port``) or an SNI.
 
-    ``www.example.com`` matches that name only; ``*.example.com`` any name that ends in
-    ``.example.com`` (one label or more before it), never ``example.com`` itself. Case-insensitive.
+    Names compare as servers compare them: ``www.example.com`` matches that name in any case, with
+    or without the trailing dot of a fully qualified name, and (Host) with any port or an empty one
+    (``www.example.com.:80``, ``www.example.com:``). ``*.example.com`` matches any name that ends in
+    ``.example.com`` (one label or more before it), never ``example.com`` itself. A bracketed IPv6
+    literal or an IPv4 address never matches: rules hold names only (see ``_is_address``).
     """
     if host.startswith("*."):
-        body = r"[^:/]+\." + re.escape(host[2:])
+        body = r"[^:/\[\]]+\." + re.escape(host[2:])
     else:
         body = re.escape(host)
-    return "(?i)^" + body + (r"(:[0-9]+)?$" if with_port else "$")
+    return "(?i)^" + body + r"\.?" + (r"(:[0-9]*)?$" if with_port else "$")
 
 
 def _single(data_input, value_match=None, custom=None):
@@ -149,11 +183,12 @@ def _any_of(predicates):
 def _predicate(rule, port, name_input, with_port):
     """The Envoy predicate of one rule on one port (its ports were checked when it was chosen)."""
     parts = [_single(_PORT_INPUT, {"exact": str(port)})]
-    if rule["networks"]:
-        parts.append(_single(_IP_INPUT, custom={"name": "ip", "typed_config": {
-            "@type": _IP_MATCHER, "stat_prefix": "policy_%s" % rule["name"].replace(".", "_"),
-            "cidr_ranges": [{"address_prefix": str(n.network_address), "prefix_len": n.prefixlen}
-                            for n in rule["networks"]]}}))
+    for key, data_input, suffix in (("sources", _SOURCE_INPUT, "_sources"), ("networks", _IP_INPUT, "")):
+        if rule[key]:
+            parts.append(_single(data_input, custom={"name": "ip", "typed_config": {
+                "@type": _IP_MATCHER, "stat_prefix": "policy_%s%s" % (rule["name"].replace(".", "_"), suffix),
+                "cidr_ranges": [{"address_prefix": str(n.network_address), "prefix_len": n.prefixlen}
+                                for n in rule[key]]}}))
     if rule["hosts"]:
         parts.append(_any_of([_single(name_input, {"safe_regex": {"google_re2": {}, "regex": host_regex(h, with_port)}})
                               for h in rule["hosts"]]))
@@ -161,7 +196,10 @@ def _predicate(rule, port, name_input, with_port):
 
 
 def _applies(rule, port, mode):
-    """Whether a rule can match connections of this port at all (L4 ports carry no name)."""
+    """Whether a rule can match connections of this port at all (L4 ports carry no name; Envoy takes
+    TCP only)."""
+    if rule["protocol"] not in (None, "tcp"):
+        return False
     if rule["ports"] and port not in rule["ports"]:
         return False
     return not (rule["hosts"] and mode == "l4")
@@ -177,6 +215,9 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
       filter_chain_matcher: the listener's matcher, destination port first, then the rules in order.
       http_rbac: {port: RBAC matcher}, only when a policy is set (rules, or a default of deny).
       active: whether any policy is set.
+      forward: whether forwarded traffic is policed (router_policy_forward has its rules).
+      forward_drop_rest: whether the forward chain drops, after the policy of the forward sources, what
+        no earlier rule accepted (default deny, enforce mode).
     """
     if default not in ACTIONS:
         raise AnsibleFilterError("router_policy_default must be allow or deny, got %r" % (default,))
@@ -184,7 +225,8 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
         raise AnsibleFilterError("router_policy_mode must be enforce or monitor, got %r" % (mode,))
     named = _named(rules or [])
     active = bool(named) or default == "deny"
-    default_rule = {"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": []}
+    default_rule = {"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None,
+                    "sources": []}
     chains, port_map, http_rbac = [], {}, {}
 
     def chain_action(name):
@@ -224,7 +266,152 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
             else:
                 port_map[str(port)] = on_no_match
     matcher = {"matcher_tree": {"input": _PORT_INPUT, "exact_match_map": {"map": port_map}}}
-    return {"chains": chains, "filter_chain_matcher": matcher, "http_rbac": http_rbac, "active": active}
+    # Forwarded traffic (what is not intercepted) is policed too when a rule can match it (one without
+    # hosts) or the default denies: router_policy_forward gives its rules.
+    forward = default == "deny" or any(not rule["hosts"] for rule in named)
+    return {"chains": chains, "filter_chain_matcher": matcher, "http_rbac": http_rbac, "active": active,
+            "forward": forward, "forward_drop_rest": default == "deny" and mode == "enforce"}
+
+
+FAMILIES = {
+    # family: (ipaddress version, iptables' ICMP protocol, nftables' address keyword, ICMP l4proto)
+    "ipv4": (4, "icmp", "ip", "icmp"),
+    "ipv6": (6, "ipv6-icmp", "ip6", "ipv6-icmp"),
+}
+_MULTIPORT_MAX = 15  # iptables' multiport match takes at most 15 ports
+
+
+def _forward_rules(named, default):
+    """The rules that can match forwarded traffic (no name is seen there: hosts rules never match),
+    then the default, each with its protocol (ports without one are TCP ports)."""
+    rules = [dict(r, protocol=r["protocol"] or ("tcp" if r["ports"] else None)) for r in named if not r["hosts"]]
+    return rules + [{"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None,
+                     "sources": []}]
+
+
+def _verdict(rule, mode, allow, deny):
+    return deny if rule["action"] == "deny" and mode == "enforce" else allow
+
+
+def _comment(rule, mode):
+    if rule["name"] == DEFAULT_RULE:
+        what = "router_policy_default %s" % rule["action"]
+    else:
+        what = "router_policy rule %s (%s)" % (rule["name"], rule["action"])
+    would = " (monitor: would deny)" if rule["action"] == "deny" and mode != "enforce" else ""
+    return "tproxy.envoy: %s%s" % (what, would)
+
+
+def _family_networks(rule, family, key="networks"):
+    """This family's networks (or sources) of the rule: [None] when the rule names none (any), []
+    when it names only the other family's (the rule cannot match this family)."""
+    if not rule[key]:
+        return [None]
+    version = FAMILIES[family][0]
+    return [n for n in rule[key] if n.version == version]
+
+
+def _iptables_lines(rules, mode, family, chain):
+    icmp = FAMILIES[family][1]
+    lines = []
+    for rule in rules:
+        if rule["protocol"] == "icmp":
+            protocols = ["-p %s" % icmp]
+        elif rule["protocol"] and rule["ports"]:
+            ports = [str(p) for p in rule["ports"]]
+            protocols = ["-p %s -m multiport --dports %s" % (rule["protocol"], ",".join(ports[i:i + _MULTIPORT_MAX]))
+                         for i in range(0, len(ports), _MULTIPORT_MAX)]
+        elif rule["protocol"]:
+            protocols = ["-p %s" % rule["protocol"]]
+        else:
+            protocols = [None]
+        for source in _family_networks(rule, family, "sources"):
+            for network in _family_networks(rule, family):
+                for protocol in protocols:
+                    match = "".join(" " + part for part in (source and "-s %s" % source, network and "-d %s" % network,
+                                                            protocol) if part)
+                    lines.append('-A %s%s -m comment --comment "%s" -j %s'
+                                 % (chain, match, _comment(rule, mode), _verdict(rule, mode, "ACCEPT", "DROP")))
+    return lines
+
+
+def _nft_set(values):
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else "{ %s }" % ", ".join(values)
+
+
+def _nft_lines(rules, mode):
+    lines = []
+    for rule in rules:
+        for family in ("ipv4", "ipv6") if rule["networks"] or rule["sources"] else (None,):
+            sources = _family_networks(rule, family, "sources") if family else [None]
+            networks = _family_networks(rule, family) if family else [None]
+            if not networks or not sources:
+                continue
+            parts = []
+            for direction, values in (("saddr", sources), ("daddr", networks)):
+                if values != [None]:
+                    parts.append("%s %s %s" % (FAMILIES[family][2], direction, _nft_set(values)))
+            if rule["protocol"] == "icmp":
+                parts.append("meta l4proto %s" % (FAMILIES[family][3] if family else "{ icmp, ipv6-icmp }"))
+            elif rule["protocol"] and rule["ports"]:
+                parts.append("%s dport %s" % (rule["protocol"], _nft_set(rule["ports"])))
+            elif rule["protocol"]:
+                parts.append("meta l4proto %s" % rule["protocol"])
+            parts.append(_verdict(rule, mode, "accept", "drop"))
+            lines.append('%s comment "%s"' % (" ".join(parts), _comment(rule, mode)))
+    return lines
+
+
+def _nft_chains(rules, mode, chain, sources, drop_rest):
+    """The nftables table's forward chain (the sources' traffic to the policy chain; with ``drop_rest``,
+    nothing else forwarded) and the policy chain. An accept in these chains leaves the decision to the
+    other tables (Docker's FORWARD policy, for one); a drop is final."""
+    forward = ['# router_policy for forwarded traffic (what the router does not intercept).',
+               "chain forward {", "\ttype filter hook forward priority filter; policy accept;"]
+    by_family = {family: [s for s in sources or [] if _network(s) is not None and _network(s).version == spec[0]]
+                 for family, spec in FAMILIES.items()}
+    for family, networks in by_family.items():
+        if networks:
+            keyword = FAMILIES[family][2]
+            forward.append('\t%s daddr %s accept comment "tproxy.envoy: forward to the forward sources"'
+                           % (keyword, _nft_set(networks)))
+            forward.append('\t%s saddr %s jump %s comment "tproxy.envoy: router_policy for the forward sources"'
+                           % (keyword, _nft_set(networks), chain))
+    if drop_rest:
+        forward.append('\tdrop comment "tproxy.envoy: router_policy_default deny: nothing else is forwarded"')
+    return forward + ["}", "chain %s {" % chain] + ["\t" + line for line in _nft_lines(rules, mode)] + ["}"]
+
+
+def router_policy_forward(rules, default="allow", mode="enforce", syntax="iptables", family="ipv4",
+                          chain=None, sources=None, drop_rest=None):
+    """router_policy for forwarded traffic (what the router does not intercept): the rules of the
+    policy's chain, in order, the default last.
+
+    Rules with ``hosts`` never match here (no name is seen); ``ports`` without a ``protocol`` are TCP
+    ports; a rule naming networks of the other family only does not match this family.
+    ``syntax`` ``iptables``: ``iptables-restore`` lines (``-A CHAIN ...``) of ``family``; ``chain``
+    (default ``TPROXY-ENVOY-POLICY``) is the policy's chain, which the forward chain jumps to.
+    ``syntax`` ``nftables``: the lines of two chains of an ``inet`` table, both families: ``forward``
+    (hooked; ``sources``' traffic jumps to the policy's chain ``chain``, default ``router_policy``)
+    and the policy's chain. ``drop_rest`` (default: default deny in enforce mode): the forward chain
+    drops what is not the sources' (false where iptables' FORWARD does that after Docker's chains).
+    In ``monitor`` mode every verdict is accept (the comments say what enforce would deny).
+    """
+    if default not in ACTIONS:
+        raise AnsibleFilterError("router_policy_default must be allow or deny, got %r" % (default,))
+    if mode not in ("enforce", "monitor"):
+        raise AnsibleFilterError("router_policy_mode must be enforce or monitor, got %r" % (mode,))
+    if family not in FAMILIES:
+        raise AnsibleFilterError("family must be ipv4 or ipv6, got %r" % (family,))
+    forward = _forward_rules(_named(rules or []), default)
+    if syntax == "iptables":
+        return _iptables_lines(forward, mode, family, chain or "TPROXY-ENVOY-POLICY")
+    if syntax == "nftables":
+        if drop_rest is None:
+            drop_rest = default == "deny" and mode == "enforce"
+        return _nft_chains(forward, mode, chain or "router_policy", sources, drop_rest)
+    raise AnsibleFilterError("syntax must be iptables or nftables, got %r" % (syntax,))
 
 
 class FilterModule:
@@ -232,4 +419,5 @@ class FilterModule:
         return {
             "router_policy_problems": router_policy_problems,
             "router_policy_plan": router_policy_plan,
+            "router_policy_forward": router_policy_forward,
         }

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tproxy.envoy.plugins.module_utils.topology import FAMILIES, topology_address, topology_address6
 
 DOCUMENTATION = r"""
 name: topology_addresses
@@ -56,45 +57,6 @@ _value:
   type: list
   elements: str
 """
-
-FAMILIES = ("ipv4", "ipv6")
-
-
-def _facts(hostvars, host):
-    return hostvars.get(host, {}) if hasattr(hostvars, "get") else hostvars[host]
-
-
-def topology_address(hostvars, host):
-    """The IPv4 topology address of one inventory host."""
-    facts = _facts(hostvars, host)
-    for key in ("private_ip_address", "ansible_host"):
-        value = facts.get(key)
-        if value:
-            return str(value)
-    return str(host)
-
-
-def _device_index(interface):
-    attachment = interface.get("attachment") or {}
-    index = attachment.get("device_index") if hasattr(attachment, "get") else None
-    return index if isinstance(index, int) else float("inf")
-
-
-def topology_address6(hostvars, host):
-    """The IPv6 topology address of one inventory host, or None when it has none."""
-    facts = _facts(hostvars, host)
-    value = facts.get("tproxy_ipv6_address")
-    if value:
-        return str(value)
-    # The aws_ec2 inventory's shape; the primary interface (device index 0) first, as for
-    # private_ip_address.
-    interfaces = [i for i in facts.get("network_interfaces") or () if hasattr(i, "get")]
-    for interface in sorted(interfaces, key=_device_index):
-        for entry in interface.get("ipv6_addresses") or ():
-            value = entry.get("ipv6_address") if hasattr(entry, "get") else None
-            if value:
-                return str(value)
-    return None
 
 
 def topology_addresses(hosts, hostvars, family="ipv4"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: mark_bits_disjoint
 author: tproxy.envoy contributors (@tproxy)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: Do two firewall marks have no bit in common?
 description:
   - True when the value and the other mark, both non-negative integers (strings of digits

@@ -69,12 +69,12 @@ def test_the_run_is_idempotent_check_mode_agrees_and_verify_passes(on_nftables):
 
 
 def test_marks_are_masked_and_every_rule_is_commented(on_nftables):
-    structure = ("table ", "chain ", "type ", "}")
+    structure = ("table ", "chain ", "set ", "type ", "size ", "flags ", "elements ", "}")
     rules = [line.strip() for line in nft_list().stdout.splitlines() if line.strip() and not line.strip().startswith(structure)]
-    # socket, loop guard, then per family port 80 and the failure mode's drop; in a dual-stack lab also
-    # the drop of IPv6 redirects.
+    # socket, loop guard, then per family the connection limit, port 80 and the failure mode's drop; in a
+    # dual-stack lab also the drop of IPv6 redirects.
     families = 2 if ADDR6 else 1
-    assert len(rules) == 2 + 2 * families + (families - 1), rules
+    assert len(rules) == 2 + 3 * families + (families - 1), rules
     assert rules and all('comment "tproxy.envoy' in line for line in rules), rules
     marks = [line for line in rules if "mark set" in line]
     assert marks and all("meta mark set meta mark | 0x00000001" in line for line in marks), marks

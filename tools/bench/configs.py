@@ -126,6 +126,26 @@ def stdout_access_log(config):
     return STDOUT_LOGGER in access_loggers(config)
 
 
+FILE_LOGGER = "envoy.access_loggers.file"
+
+
+def move_file_access_logs(config, path):
+    """Point every file access log of the configuration at path (in place); returns how many.
+
+    A bench Envoy is a process on the controller, not the router's container: the role's file
+    (router_access_log: a path on the router) becomes a file in the bench's work directory."""
+    moved = 0
+    if isinstance(config, dict):
+        for log in config.get("access_log", []):
+            if isinstance(log, dict) and log.get("name") == FILE_LOGGER:
+                log["typed_config"]["path"] = path
+                moved += 1
+        moved += sum(move_file_access_logs(value, path) for key, value in config.items() if key != "access_log")
+    elif isinstance(config, list):
+        moved += sum(move_file_access_logs(value, path) for value in config)
+    return moved
+
+
 # ---------------------------------------------------------------- Envoy knobs (edits as data)
 
 def _listener(config):
@@ -224,14 +244,40 @@ def generic_proxy_http1(config):
     no_upstream_header_filter(config)
 
 
+def dynamic_stats(config):
+    """Router filter: the cluster's per-request dynamic stats back on (the role's
+    router_envoy_dynamic_stats: true; Envoy's own default)."""
+    for router in _router_filters(config):
+        router["dynamic_stats"] = True
+
+
+def minimal_hcm(config):
+    """Envoy's floor for this path: each HTTP connection manager reduced to its stat prefix, one route
+    to the original destination and the router filter (Envoy's defaults otherwise: no access log, no
+    header case, no X-Forwarded-Proto handling, no upgrades), the cluster without HTTP options
+    (cost only: not transparent)."""
+    for chain in _listener(config)["filter_chains"]:
+        for flt in chain["filters"]:
+            if flt["name"] != HCM:
+                continue
+            hcm = flt["typed_config"]
+            flt["typed_config"] = {
+                "@type": hcm["@type"], "stat_prefix": hcm["stat_prefix"],
+                "route_config": {"name": "original_destination", "virtual_hosts": [{
+                    "name": "any", "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "original_destination"}}]}]},
+                "http_filters": [{"name": ROUTER_FILTER, "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
+    no_upstream_header_filter(config)
+
+
 KNOBS = {f.__name__: f for f in (
-    no_request_id, suppress_envoy_headers, no_dynamic_stats, exact_balance, no_stream_timers,
-    no_upstream_header_filter, no_added_headers, no_stats, generic_proxy_http1)}
+    no_request_id, suppress_envoy_headers, no_dynamic_stats, dynamic_stats, exact_balance, no_stream_timers,
+    no_upstream_header_filter, no_added_headers, no_stats, generic_proxy_http1, minimal_hcm)}
 # Knobs that keep every header and behaviour verify.yml relies on, and that the role does not
-# already apply (no request id, no x-envoy headers and 32 KiB buffer limits are the role's
-# own settings now): the candidates left. no_dynamic_stats would drop the per-response-code and
-# timing stats operators read, so the role keeps them.
-PRODUCT_SAFE = ("no_dynamic_stats", "exact_balance")
+# already apply (no request id, no x-envoy headers, 32 KiB buffer limits and no dynamic stats are
+# the role's own settings now): the candidates left.
+PRODUCT_SAFE = ("exact_balance",)
 # Knobs that change behaviour (timeouts, a header, stats): measured to show Envoy's floor.
 COST_ONLY = ("no_stream_timers", "no_upstream_header_filter", "no_stats")
 

@@ -151,15 +151,15 @@ def measure_command(argv, env=None, cwd=REPO, timeout=PLAYBOOK_TIMEOUT, interval
 # ---------------------------------------------------------------- playbooks
 
 
-def playbook(name, extra_env=None, label=None, inventory=LAB_INVENTORY, forks=None, kind=None):
+def playbook(name, extra_env=None, label=None, inventory=LAB_INVENTORY, forks=None, kind=None, extra_args=()):
     """One ansible-playbook run, timed and measured. kind: warm, cold or teardown when the run
-    counts towards that median."""
+    counts towards that median; extra_args: more ansible-playbook arguments (--limit, -e)."""
     env = dict(os.environ, ANSIBLE_CONFIG=ANSIBLE_CFG,
                ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", ANSIBLE_NOCOLOR="1")
     env.update(extra_env or {})
     if forks:
         env["ANSIBLE_FORKS"] = str(forks)
-    argv = ["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks", name)]
+    argv = ["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks", name), *extra_args]
     res = measure_command(argv, env)
     recap = parse_recap(res["stdout"])
     changed = sum(h["changed"] for h in recap.values())

@@ -22,9 +22,10 @@ import paths
 import rules
 
 RUN_S, SHORT_RUN_S, CONNS = 4, 2, 16
+IDLE_S = 2  # the idle sample after each counted run (its rate is scaled to the run's length)
 # Valgrind translates each code path the first time it runs: the first seconds are slow,
 # and a proxy is warm once a one-second run completes this many requests.
-WARM_REQUESTS, WARM_TRIES = 100, 15
+WARM_REQUESTS, WARM_TRIES = 50, 30
 START_TIMEOUT = 240  # Envoy under valgrind needs ~15 s alone, longer beside the others
 
 
@@ -32,21 +33,36 @@ def available():
     return shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None
 
 
-def callgrind_argv(argv, out_prefix):
-    """The proxy's command line under callgrind, its dumps written to out_prefix.PID.N."""
+def callgrind_argv(argv, out_prefix, caches=False):
+    """The proxy's command line under callgrind, its dumps written to out_prefix.PID.N. caches: also
+    simulate the caches and the branch predictor (valgrind's model of a first-level cache of
+    32 KiB each for code and data and a last-level cache like the host's; a predictor of its own),
+    so that the misses per request, a property of the code, travel between machines."""
+    sim = ["--cache-sim=yes", "--branch-sim=yes"] if caches else []
     return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_prefix}.%p",
-            "--dump-instr=no", "--collect-jumps=no", *argv]
+            "--dump-instr=no", "--collect-jumps=no", *sim, *argv]
 
 
-SUMMARY = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)
+SUMMARY = re.compile(r"^summary:\s+([\d ]+)$", re.MULTILINE)
+EVENTS = re.compile(r"^events:\s+(.+)$", re.MULTILINE)
+# callgrind's event names, as the README reports them: instructions, first-level instruction
+# cache misses, last-level misses (code and data), conditional and indirect branches mispredicted.
+MISS_EVENTS = {"I1mr": "l1i_misses", "ILmr": "ll_code_misses", "D1mr": "l1d_read_misses",
+               "DLmr": "ll_data_read_misses", "Bcm": "cond_mispredicts", "Bim": "indirect_mispredicts"}
+
+
+def dump_events(text):
+    """{event: total} of one callgrind dump file (its `events:` and `summary:` lines)."""
+    match, names = SUMMARY.search(text), EVENTS.search(text)
+    if not match:
+        raise ValueError("callgrind dump without a summary line")
+    values = [int(v) for v in match.group(1).split()]
+    return dict(zip(names.group(1).split() if names else ["Ir"], values))
 
 
 def dump_instructions(text):
     """The instruction total of one callgrind dump file (its `summary:` line)."""
-    match = SUMMARY.search(text)
-    if not match:
-        raise ValueError("callgrind dump without a summary line")
-    return int(match.group(1))
+    return dump_events(text)["Ir"]
 
 
 def per_request(instructions, requests):
@@ -56,7 +72,7 @@ def per_request(instructions, requests):
 
 
 def _dump(pid, out_prefix, number, timeout=60):
-    """Ask callgrind to write dump `number` and return its instruction total."""
+    """Ask callgrind to write dump `number` and return its event totals."""
     subprocess.run(["callgrind_control", "--dump", str(pid)], capture_output=True, text=True,
                    check=False, timeout=timeout)
     path = f"{out_prefix}.{pid}.{number}"
@@ -64,7 +80,7 @@ def _dump(pid, out_prefix, number, timeout=60):
     while time.monotonic() < deadline:
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
-                return dump_instructions(f.read())
+                return dump_events(f.read())
         except (OSError, ValueError):
             time.sleep(0.2)  # not written (completely) yet
     raise RuntimeError(f"callgrind wrote no dump {path} within {timeout}s")
@@ -77,14 +93,15 @@ def warm_up(url, name, headers=()):
     raise RuntimeError(f"{name} under callgrind did not reach {WARM_REQUESTS} requests a second")
 
 
-def under_callgrind(processes, workdir):
-    """Wrap each bench Process's command in callgrind; returns each one's dump prefix."""
+def under_callgrind(processes, workdir, caches=()):
+    """Wrap each bench Process's command in callgrind (with the cache and branch simulation for the
+    names in caches); returns each one's dump prefix."""
     if not available():
         raise RuntimeError("valgrind (callgrind) is not installed: tools/scripts/bootstrap.sh installs it")
     prefixes = {}
     for name, process in processes.items():
         prefixes[name] = os.path.join(workdir, f"callgrind-{name}")
-        process.argv = callgrind_argv(process.argv, prefixes[name])
+        process.argv = callgrind_argv(process.argv, prefixes[name], caches=name in caches)
     return prefixes
 
 
@@ -111,10 +128,19 @@ def measure(processes, prefixes, log, short=False, loads=None):
         warm_up(url, name, headers)
         _dump(process.pid, prefixes[name], 1)
         run = load.run_wrk(url, CONNS, SHORT_RUN_S if short else RUN_S, headers=headers)
-        instructions = _dump(process.pid, prefixes[name], 2)
+        events = _dump(process.pid, prefixes[name], 2)
+        # What the proxy does when no request comes (timers, stats, the log's flush), over as long
+        # as the run: the count above includes it, spread over the requests of a slow run.
+        idle_start = time.monotonic()
+        time.sleep(IDLE_S)
+        idle = _dump(process.pid, prefixes[name], 3)["Ir"] * run["seconds"] / (time.monotonic() - idle_start)
+        instructions = events["Ir"]
         results[name] = {"requests": run["requests"], "errors": run["errors"],
                          "instructions": instructions,
-                         "per_request": round(per_request(instructions, run["requests"]))}
+                         "per_request": round(per_request(instructions, run["requests"])),
+                         "idle_per_request": round(per_request(idle, run["requests"])),
+                         **{key: round(events[event] / run["requests"], 1)
+                            for event, key in MISS_EVENTS.items() if event in events}}
         log(f"profile: {name:16} {results[name]['per_request']:8d} instructions/request "
             f"({run['requests']} requests)")
     return results

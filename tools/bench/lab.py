@@ -143,19 +143,50 @@ def preflight():
                           "run `make verify` to see which hop fails")
 
 
+VULNERABILITIES = "/sys/devices/system/cpu/vulnerabilities"
+# The kernel's answers that change what user-space code costs on a context switch or a syscall
+# (Spectre v2: retpolines, IBRS, IBPB, STIBP): they differ between CPU vendors and hypervisors.
+MITIGATIONS = ("spectre_v2", "spectre_v1", "retbleed", "spec_rstack_overflow", "mds", "meltdown")
+
+
+def hardware_counters():
+    """Whether perf can count cycles, cache and branch misses here: a PMU (`cpu` event source,
+    Intel and AMD alike) and perf_event_paranoid. Many VMs expose none; then only software
+    events (cpu-clock) and valgrind's counts remain."""
+    info = {"pmu": os.path.isdir("/sys/bus/event_source/devices/cpu")
+            or os.path.isdir("/sys/bus/event_source/devices/cpu_core")}
+    try:
+        with open("/proc/sys/kernel/perf_event_paranoid", encoding="ascii") as f:
+            info["perf_event_paranoid"] = int(f.read())
+    except (OSError, ValueError):
+        pass
+    return info
+
+
 def machine():
-    """What the numbers were measured on."""
+    """What the numbers were measured on: CPU model, cores, clock, kernel, mitigations, counters."""
     info = {"cpus": os.cpu_count(), "kernel": os.uname().release}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith("model name") and "cpu" not in info:
                     info["cpu"] = line.split(":", 1)[1].strip()
-                    break
+                elif line.startswith("cpu MHz") and "cpu_mhz" not in info:
+                    info["cpu_mhz"] = round(float(line.split(":", 1)[1]))
         with open("/proc/meminfo", encoding="utf-8") as f:
             info["mem_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
     except OSError:
         pass
+    mitigations = {}
+    for name in MITIGATIONS:
+        try:
+            with open(os.path.join(VULNERABILITIES, name), encoding="utf-8") as f:
+                mitigations[name] = f.read().strip()
+        except OSError:
+            pass
+    if mitigations:
+        info["mitigations"] = mitigations
+    info["counters"] = hardware_counters()
     virt = run(["systemd-detect-virt"], check=False).stdout.strip()
     if virt:
         info["virt"] = virt

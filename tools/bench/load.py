@@ -58,11 +58,11 @@ def wrk_argv(url, conns, duration, threads=1, headers=()):
 def run_wrk(url, conns, duration, pids=(), threads=1, headers=()):
     """Run wrk for `duration` seconds; return its summary plus each PID's CPU seconds used."""
     argv = wrk_argv(url, conns, duration, threads, headers)
-    before = {pid: procs.cpu_seconds(pid) for pid in pids}
+    before = {pid: (procs.cpu_split(pid), procs.context_switches(pid)) for pid in pids}
     busy0, total0 = machine_busy()
     res = lab.run(argv, check=False, timeout=duration + 30)
     busy1, total1 = machine_busy()
-    after = {pid: procs.cpu_seconds(pid) for pid in pids}
+    after = {pid: (procs.cpu_split(pid), procs.context_switches(pid)) for pid in pids}
     if res.returncode != 0:
         raise RuntimeError(f"wrk failed ({res.returncode}): {res.stderr.strip() or res.stdout[-500:]}")
     summary = parse_wrk(res.stdout)
@@ -70,12 +70,17 @@ def run_wrk(url, conns, duration, pids=(), threads=1, headers=()):
     errors = summary["errors"]
     return {
         "requests": summary["requests"],
+        "seconds": seconds,
         "rps": summary["requests"] / seconds if seconds else 0.0,
         "p50_ms": summary["p50_us"] / 1000,
         "p99_ms": summary["p99_us"] / 1000,
         "errors": sum(errors.values()),
         "error_detail": errors,
-        "cpu_s": {str(pid): round(after[pid] - before[pid], 3) for pid in pids},
+        "cpu_s": {str(pid): round(sum(after[pid][0]) - sum(before[pid][0]), 3) for pid in pids},
+        # The same split into user and system time, and the context switches of all its threads.
+        "user_s": {str(pid): round(after[pid][0][0] - before[pid][0][0], 3) for pid in pids},
+        "sys_s": {str(pid): round(after[pid][0][1] - before[pid][0][1], 3) for pid in pids},
+        "ctxsw": {str(pid): after[pid][1] - before[pid][1] for pid in pids},
         "machine_busy": round((busy1 - busy0) / max(total1 - total0, 1), 3),
     }
 
@@ -89,6 +94,10 @@ def median_run(runs):
     out["requests"] = sum(r["requests"] for r in runs)
     per_req = [r["cpu_us_per_req"] for r in runs if r.get("cpu_us_per_req") is not None]
     out["cpu_us_per_req"] = statistics.median(per_req) if per_req else None
+    for key in ("user_us_per_req", "sys_us_per_req", "ctxsw_per_req"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            out[key] = statistics.median(values)
     carried = [r["carrier_cpu_us_per_req"] for r in runs if r.get("carrier_cpu_us_per_req") is not None]
     if carried:  # the lab's container only: its log's way through containerd-shim and dockerd
         out["carrier_cpu_us_per_req"] = statistics.median(carried)

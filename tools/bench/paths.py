@@ -20,12 +20,14 @@ TARGETS = {
     "httpbin": {"port": lab.HTTPBIN_PORT, "url": f"http://{lab.WEB}:{lab.HTTPBIN_PORT}/get",
                 "label": "httpbin /get", "max_conns": 16},
     # HTTPS to the same nginx: keep-alive (a TLS handshake per connection, many requests each) ...
-    "tls": {"port": TLS_PORT, "url": f"https://{lab.WEB}:{TLS_PORT}/", "tls": True,
+    # TLS is compared from 16 connections up (make bench's time): one connection adds nothing the
+    # plain targets do not show.
+    "tls": {"port": TLS_PORT, "url": f"https://{lab.WEB}:{TLS_PORT}/", "tls": True, "min_conns": 16,
             "label": "static nginx over TLS, keep-alive"},
     # ... and one request per connection (a handshake, the TLS inspector and an upstream connect
     # each time). TLS handshakes cost the client and nginx much more than the proxy: 16 at most.
     "tls-new": {"port": TLS_PORT, "url": f"https://{lab.WEB}:{TLS_PORT}/", "tls": True,
-                "headers": ("Connection: close",), "max_conns": 16,
+                "headers": ("Connection: close",), "max_conns": 16, "min_conns": 16,
                 "label": "static nginx over TLS, a new connection per request"},
 }
 HTTP_TARGETS = ("static", "httpbin")
@@ -79,6 +81,9 @@ class Path:
     proxy: str = ""               # a Proxy name, "product", or "" (no proxy)
     targets: tuple = HTTP_TARGETS
     notes: list = field(default_factory=list)
+    # The lab's container deployed with other role variables (DEPLOYED_VARIANTS): measured after
+    # the interleaved paths, each variant deployed in turn by site.yml (tools/bench/deployed.py).
+    deployment: str = ""
 
 
 # The role's config for TPROXY (b) and REDIRECT (c) alike, so (c) - (b) is the mechanism alone.
@@ -98,13 +103,16 @@ PROXIES = [
 PATHS = [
     Path("direct", "(a) direct: router forwards", "direct", targets=tuple(TARGETS)),
     Path("envoy-tproxy", "(b) TPROXY -> Envoy HTTP (role config)", "tproxy", "envoy-role"),
-    Path("envoy-product", "(b') TPROXY -> the lab's Envoy container", "product", "product",
-         targets=("httpbin",)),
-    Path("envoy-redirect", "(c) nat REDIRECT -> Envoy HTTP (role config)", "redirect", "envoy-redirect"),
-    Path("haproxy-http", "(d) TPROXY -> HAProxy HTTP", "tproxy", "haproxy-http"),
+    Path("envoy-product", "(b') TPROXY -> the lab's Envoy container (site.yml, role defaults)", "product",
+         "product", targets=("static", "httpbin")),
+    # httpbin (one synchronous worker) dominates its rows: the proxies are compared on the static
+    # responder; httpbin keeps the direct path, the role's Envoy and the lab's container.
+    Path("envoy-redirect", "(c) nat REDIRECT -> Envoy HTTP (role config)", "redirect", "envoy-redirect",
+         targets=("static",)),
+    Path("haproxy-http", "(d) TPROXY -> HAProxy HTTP", "tproxy", "haproxy-http", targets=("static",)),
     Path("envoy-tcp", "(e) TPROXY -> Envoy tcp_proxy (role L4 mode)", "tproxy", "envoy-tcp",
-         targets=HTTP_TARGETS + TLS_TARGETS),
-    Path("haproxy-tcp", "(e') TPROXY -> HAProxy TCP", "tproxy", "haproxy-tcp"),
+         targets=("static",) + TLS_TARGETS),
+    Path("haproxy-tcp", "(e') TPROXY -> HAProxy TCP", "tproxy", "haproxy-tcp", targets=("static",)),
     Path("envoy-log-off", "(f) TPROXY -> Envoy HTTP, role config, access log off", "tproxy",
          "envoy-log-off", targets=("static",)),
     Path("envoy-policy", f"(g) TPROXY -> Envoy HTTP, role config + {POLICY_RULES} host rules "
@@ -112,6 +120,18 @@ PATHS = [
     Path("envoy-tls", "(h) TPROXY -> Envoy TLS port (TLS inspector + tcp_proxy)", "tproxy", "envoy-tls",
          targets=TLS_TARGETS),
 ]
+
+
+# The lab's container with one of the role's defaults changed: {path name: (label, role variables)}.
+DEPLOYED_VARIANTS = {
+    "product-stdout": ("(b'1) the lab's container, `router_access_log: stdout` (into the container's log)",
+                       {"router_access_log": "stdout"}),
+    "product-log-off": ("(b'2) the lab's container, `router_access_log: off`", {"router_access_log": "off"}),
+    "product-1-worker": ("(b'3) the lab's container, `router_envoy_concurrency: 1` (one worker)",
+                         {"router_envoy_concurrency": 1}),
+}
+PATHS += [Path(name, label, "product", "product", targets=("static",), deployment=name)
+          for name, (label, _vars) in DEPLOYED_VARIANTS.items()]
 
 
 def add_envoy_variant(name, knobs, concurrency, index, targets=HTTP_TARGETS):
@@ -135,7 +155,10 @@ PROFILED = (
     ("envoy-policy", f"Envoy HTTP, role config + {POLICY_RULES} host rules (Host matches the last)",
      "envoy", "http", (), {"policy": tuple(policy_rules()), "policy_default": "deny",
                            "headers": (f"Host: {policy_host()}",)}),
-    ("envoy-evidence", "Envoy HTTP, role config + evidence headers (the default until 0.1)", "envoy", "http", ()),
+    ("envoy-dynamic-stats", "Envoy HTTP, role config + `router_envoy_dynamic_stats: true` (Envoy's default)",
+     "envoy", "http", ("dynamic_stats",)),
+    ("envoy-minimal", "Envoy HTTP, minimal: connection manager, one route, router (Envoy's floor here)",
+     "envoy", "http", ("minimal_hcm",)),
     ("envoy-tuned", "Envoy HTTP, tuned knobs", "envoy", "http", "tuned"),
     ("envoy-lean", "Envoy HTTP, lean knobs", "envoy", "http", "lean"),
     ("envoy-generic", "Envoy generic_proxy HTTP/1 (bench only)", "envoy", "http",
@@ -150,6 +173,11 @@ PROFILED = (
 )
 
 
+# Counted with valgrind's cache and branch simulation too (misses per request: why the same
+# instructions cost more on one machine than another).
+CACHE_SIMULATED = ("envoy-role", "envoy-tcp", "haproxy-http")
+
+
 def profiled_proxies(knob_sets):
     """PROFILED as Proxy objects; knob_sets names the knobs of "tuned" and "lean"."""
     proxies = []
@@ -157,7 +185,7 @@ def profiled_proxies(knob_sets):
         knobs = tuple(knob_sets.get(knobs, ())) if isinstance(knobs, str) else knobs
         proxies.append(Proxy(name, engine, 4980 - i, mode=mode, knobs=knobs, concurrency=1,
                              admin_port=19040 + i if engine == "envoy" else 0,
-                             evidence_headers=name == "envoy-evidence", **(extra[0] if extra else {})))
+                             **(extra[0] if extra else {})))
     return proxies
 
 

@@ -29,9 +29,36 @@ def cpu_split(pid):
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
+def context_switches(pid):
+    """Voluntary + involuntary context switches of every thread of pid so far (/proc/PID/task/*/status).
+    Threads that ended are not counted: read it around a run of a process whose threads live on."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as f:
+                # voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches:" in line)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def listening(host, port, address=None):
     out = lab.run(lab.in_netns(host, ["ss", "-Hltn", f"sport = :{port}"]), check=False).stdout
     return any((address is None or f"{address}:{port}" in line) for line in out.splitlines())
+
+
+def count_lines(path):
+    """Lines in a file (0 when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return 0
 
 
 class Process:
@@ -78,13 +105,7 @@ class Process:
 
     def stdout_lines(self):
         """Lines written to stdout_path so far (None without one)."""
-        if not self.stdout_path:
-            return None
-        try:
-            with open(self.stdout_path, "rb") as f:
-                return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-        except OSError:
-            return 0
+        return count_lines(self.stdout_path) if self.stdout_path else None
 
     def tail_log(self, lines=15):
         try:

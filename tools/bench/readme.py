@@ -37,7 +37,20 @@ def run_files(results):
 
 
 BEGIN, END = "<!-- BEGIN bench: latest -->", "<!-- END bench: latest -->"
-README_PATHS = ("direct", "envoy-tproxy", "envoy-redirect", "haproxy-http", "envoy-tcp", "haproxy-tcp")
+README_PATHS = ("direct", "envoy-tproxy", "envoy-product", "envoy-redirect", "haproxy-http", "envoy-tcp", "haproxy-tcp")
+# The lab's container, as deployed and with one default changed (static nginx, 64 connections).
+DEPLOYED_PATHS = ("envoy-product", "product-stdout", "product-log-off", "product-1-worker")
+# Within this share of the bench's role row, the deployed container's CPU per request is "the same".
+DEPLOYED_TOLERANCE = 0.10
+
+
+def all_results(directory=RESULTS):
+    """Every run's results, oldest first."""
+    out = []
+    for name in sorted(n for n in os.listdir(directory) if RESULTS_FILE.match(n)):
+        with open(os.path.join(directory, name), encoding="utf-8") as f:
+            out.append(json.load(f))
+    return out
 
 
 def _row(summary, path, conns, target="static"):
@@ -47,7 +60,7 @@ def _row(summary, path, conns, target="static"):
 
 # Issue 16's costs: (label, data path, target, connections, profiled proxy or None).
 FEATURE_ROWS = (
-    ("role defaults: access log on (`stdout`), no policy", "envoy-tproxy", "static", 64, "envoy-role"),
+    ("role defaults: access log on (`{access_log}`), no policy", "envoy-tproxy", "static", 64, "envoy-role"),
     ("`router_access_log: off`", "envoy-log-off", "static", 64, "envoy-log-off"),
     ("`router_policy` of 100 `hosts` rules, Host matching the last (default deny), access log on",
      "envoy-policy", "static", 64, "envoy-policy"),
@@ -71,11 +84,12 @@ def feature_costs(results):
         if not row:
             continue
         instr = profiled.get(counted, {}).get("per_request") if counted else None
+        label = label.format(access_log=default_access_log(results))
         rows.append(f"| {label} | {target} | {conns} | {report.fmt_spread(row, 'rps', '.0f')} | "
                     f"{report.fmt(row['x_direct'], '.2f')} | {report.fmt_spread(row, 'cpu_us_per_req', '.1f')} | "
                     f"{report.fmt(instr, ',')} |")
-    lines = ["What the access log, a policy and the TLS port cost (Envoy as the role configures it; "
-             "`stdout` is Envoy's standard output, a file here, without the container runtime's share; "
+    lines = ["What the access log, a policy and the TLS port cost (Envoy as the role configures it, a process "
+             "here: its log is a file in the bench's work directory, without the container runtime's share; "
              f"targets as in `{run_files(results)['md']}`: static nginx, the same over TLS):", "",
              "| configuration | target | conns | req/s | × direct | proxy CPU µs/request | instructions/request |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
@@ -83,8 +97,15 @@ def feature_costs(results):
     return lines + ([sentence, ""] if sentence else [])
 
 
+def default_access_log(results):
+    """The role's default access log as the run measured it (its bench Envoy's, else `stdout`)."""
+    return (results.get("proxies", {}).get("envoy-role") or {}).get("access_log", "stdout")
+
+
 def carrier_sentence(results):
     """What the lab's container runtime spent carrying the stdout log (path b', httpbin), if measured."""
+    if _row(results["summary"], "envoy-product", 64):
+        return None  # the deployed container's own table says it, on the static responder
     rows = sorted((r for r in results["summary"] if r["path"] == "envoy-product"
                    and r.get("carrier_cpu_us_per_req") is not None), key=lambda r: -r["conns"])
     if not rows:
@@ -105,7 +126,7 @@ def defaults_sentence(results):
     i_off = profiled.get("envoy-log-off", {}).get("per_request")
     if not (on and off and on["cpu_us_per_req"] and off["cpu_us_per_req"] and i_on and i_off):
         return None
-    sentence = (f"The defaults (access log on, to `stdout`; no policy) cost {on['cpu_us_per_req']:.1f} µs of "
+    sentence = (f"The defaults (access log on, to `{default_access_log(results)}`; no policy) cost {on['cpu_us_per_req']:.1f} µs of "
                 f"Envoy's CPU and {i_on:,} instructions per HTTP request, against {off['cpu_us_per_req']:.1f} µs "
                 f"and {i_off:,} with `router_access_log: off`: the access log adds "
                 f"{on['cpu_us_per_req'] - off['cpu_us_per_req']:+.1f} µs ({on['cpu_us_per_req'] / off['cpu_us_per_req'] - 1:+.0%}) "
@@ -118,13 +139,130 @@ def defaults_sentence(results):
     return sentence
 
 
-def section(results):
+def deployed_section(results):
+    """Markdown: the lab's container as site.yml deploys it, and with one default changed, against
+    the bench's process running the role's configuration (row b)."""
+    summary, profiled = results["summary"], results.get("profile") or {}
+    rows = [(path, _row(summary, path, 64)) for path in DEPLOYED_PATHS]
+    rows = [(path, row) for path, row in rows if row]
+    if not rows:
+        return []
+    m = results["machine"]
+    lines = [f"The lab router's own container, deployed by `site.yml` with the role's defaults, and the same with "
+             f"one default changed (`tools/bench/deployed.py`; static nginx, 64 connections; CPU on "
+             f"{report.machine_label(m)}; the carrier is what the container runtime spends taking the container's "
+             "standard output into its log, containerd-shim and the router's dockerd, whatever else they do "
+             "meanwhile):", "",
+             "| the lab's container | × direct | Envoy CPU µs/request | user / system µs | context switches/request | "
+             "carrier CPU µs/request |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for path, row in rows:
+        info = results["paths"][path]
+        label = ("as deployed: the role's defaults" if path == "envoy-product"
+                 else ", ".join(f"`{k}: {v}`" for k, v in info.get("deployment", {}).items()))
+        lines.append(f"| {label} | {report.fmt(row['x_direct'], '.2f')} | "
+                     f"{report.fmt_spread(row, 'cpu_us_per_req', '.1f')} | {report.user_system(row)} | "
+                     f"{report.fmt(row.get('ctxsw_per_req'), '.2f')} | {report.fmt(row.get('carrier_cpu_us_per_req'), '.1f')} |")
+    lines.append("")
+    product, bench = _row(summary, "envoy-product", 64), _row(summary, "envoy-tproxy", 64)
+    if product and bench and product["cpu_us_per_req"] and bench["cpu_us_per_req"]:
+        ratio = product["cpu_us_per_req"] / bench["cpu_us_per_req"]
+        within = abs(ratio - 1) <= DEPLOYED_TOLERANCE
+        lines += [f"The deployed container's Envoy used {product['cpu_us_per_req']:.1f} µs per request against "
+                  f"{bench['cpu_us_per_req']:.1f} µs for the bench's process running the role's configuration (b): "
+                  f"{ratio - 1:+.0%}, {'within' if within else '**not** within'} "
+                  f"{DEPLOYED_TOLERANCE:.0%}"
+                  + (f"; instructions per request of that configuration (one worker, callgrind): "
+                     f"{profiled['envoy-role']['per_request']:,}" if profiled.get("envoy-role") else "") + ".", ""]
+    return lines
+
+
+def _machine_row(results):
+    summary, profiled = results["summary"], results.get("profile") or {}
+    cells = [results["date"][:10], report.machine_label(results["machine"])]
+    for path in ("envoy-tproxy", "envoy-tcp", "haproxy-http"):
+        row = _row(summary, path, 64)
+        cells.append(report.fmt(row["x_direct"] if row else None, ".2f"))
+        if path != "haproxy-http":
+            cells.append(report.fmt(row["cpu_us_per_req"] if row else None, ".1f"))
+    for name in ("envoy-role", "envoy-tcp"):
+        cells.append(report.fmt(profiled.get(name, {}).get("per_request"), ","))
+    return "| " + " | ".join(cells) + " |"
+
+
+def machines_section(history):
+    """Markdown: every committed run, with its machine: the ratios and instruction counts travel,
+    the CPU times are the machine's."""
+    runs = [r for r in history if _row(r["summary"], "envoy-tproxy", 64)]
+    if len(runs) < 2:
+        return []
+    lines = ["Every full run in `tools/bench/results/`, by machine (static nginx, 64 connections; "
+             "instructions per request under callgrind, one worker):", "",
+             "| run | machine | Envoy HTTP (b) × direct | µs/request | Envoy L4 (e) × direct | µs/request | "
+             "HAProxy HTTP (d) × direct | instructions (b) | instructions (e) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [_machine_row(r) for r in runs]
+    by_cpu = {}
+    for r in runs:
+        row = _row(r["summary"], "envoy-tproxy", 64)
+        by_cpu.setdefault(r["machine"].get("cpu", "?"), []).append(row["x_direct"])
+    spread = [f"{cpu}: {min(v):.2f}–{max(v):.2f}× over {len(v)} runs" for cpu, v in by_cpu.items() if len(v) > 1]
+    if spread:
+        lines += ["", "Envoy HTTP (b) × direct per machine: " + "; ".join(spread) + "."]
+    return lines + [""] + machine_pair(runs)
+
+
+# (data path, profiled proxy): the paths whose CPU per request and instructions per request are compared
+# between machines.
+PAIRED = (("envoy-tproxy", "envoy-role", "Envoy HTTP (b)"), ("haproxy-http", "haproxy-http", "HAProxy HTTP (d)"),
+          ("envoy-tcp", "envoy-tcp", "Envoy L4 (e)"), ("haproxy-tcp", "haproxy-tcp", "HAProxy TCP (e')"))
+
+
+def machine_pair(runs):
+    """Markdown: the newest run of the latest machine against the newest run of another CPU model: how
+    much more (or less) CPU each path costs there, against the user-space instructions it runs."""
+    newest = {}
+    for r in runs:
+        newest[r["machine"].get("cpu", "?")] = r
+    if len(newest) < 2:
+        return []
+    latest = runs[-1]
+    other = next(r for cpu, r in reversed(newest.items()) if cpu != latest["machine"].get("cpu", "?"))
+    rows = []
+    for path, counted, label in PAIRED:
+        a, b = _row(latest["summary"], path, 64), _row(other["summary"], path, 64)
+        instr = ((latest.get("profile") or {}).get(counted) or {}).get("per_request")
+        if not (a and b and a["cpu_us_per_req"] and b["cpu_us_per_req"] and instr):
+            continue
+        delta = b["cpu_us_per_req"] - a["cpu_us_per_req"]
+        rows.append(f"| {label} | {instr:,} | {a['cpu_us_per_req']:.1f} | {b['cpu_us_per_req']:.1f} | {delta:+.1f} | "
+                    f"{delta / instr * 1e3:+.2f} |")
+    if not rows:
+        return []
+    name_a, name_b = latest["machine"].get("cpu", "?"), other["machine"].get("cpu", "?")
+    return [f"The same paths on two machines (static nginx, 64 connections; {name_a}: {latest['date'][:10]}, "
+            f"{name_b}: {other['date'][:10]}): the difference in CPU per request against the user-space "
+            "instructions each path runs per request (this run's count):", "",
+            f"| path | instructions/request | µs on {name_a} | µs on {name_b} | difference µs | ns per instruction |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
+
+
+def _with_scale(results, history):
+    """The larger labs' results: this run's, else the newest run that measured them (`make bench-scale`)."""
+    if (results.get("scale") or {}).get("layouts"):
+        return results
+    return next((r for r in reversed(history) if (r.get("scale") or {}).get("layouts")), None)
+
+
+def section(results, history=None):
     """Markdown: the static-responder comparison at 64 and 1 connections, and the profile."""
     m = results["machine"]
     summary = results["summary"]
+    history = history if history is not None else [results]
     reps = max((r.get("repeats", 1) for r in summary if r.get("spread")), default=1)
-    lines = [f"Latest run: {results['date']}, {m.get('cpus')} vCPU {m.get('cpu', '?')}"
-             f"{' (' + m['virt'] + ')' if m.get('virt') else ''}, kernel {m.get('kernel')}; "
+    details = report.machine_details(m)
+    lines = [f"Latest run: {results['date']}, {report.machine_label(m)}"
+             + (f" ({details})" if details else "") + "; "
              "load generator, web server and proxy share those CPUs, so compare ratios, CPU "
              "and instructions per request, not absolute rates."
              + (f" Rates and CPU times are medians of {reps} repeats (lowest–highest in brackets); "
@@ -142,26 +280,31 @@ def section(results):
                      f"{report.fmt_spread(row64, 'cpu_us_per_req', '.1f')} | "
                      f"{report.fmt(added, '+.3f')}{' ms' if added is not None else ''} |")
     lines.append("")
+    lines += deployed_section(results)
     lines += feature_costs(results)
     lines += report.profile_markdown(results.get("profile"))
-    lines += playbooks_section(results)
+    lines += machines_section(history)
+    lines += playbooks_section(results, _with_scale(results, history))
     files = run_files(results)
     lines += ["", f"This run's files: `{files['json']}`, `{files['md']}`.", "",
               f"![throughput and latency per path]({files['png']})"]
     return "\n".join(lines).rstrip("\n")
 
 
-def playbooks_section(results):
-    """The control path: medians against their targets, then the larger labs (or, for a run from
-    before the medians, its one time per playbook)."""
+def playbooks_section(results, scaled=None):
+    """The control path: medians against their targets, then the larger labs (scaled: the run that
+    measured them, this one or an earlier one), or, for a run from before the medians, its one time
+    per playbook."""
     control = results.get("control") or {}
     targets = report.control_targets_markdown(control)
     if targets:
         lines = ["The playbooks on the lab (3 hosts; `teardown.yml` then `site.yml`, then `site.yml` "
                  "again, three cycles; targets from issue 18):", "", *targets]
-        scale = report.scale_markdown(results)
+        scale = report.scale_markdown(scaled) if scaled else []
         if scale:
-            lines += ["The same playbooks on larger labs (`LAB_INVENTORY`: the lab inventory with more hosts, "
+            lines += [("" if scaled is results else f"From the run of {scaled['date'][:10]} (`make bench-scale`; "
+                       f"{report.machine_label(scaled['machine'])}): ")
+                      + "The same playbooks on larger labs (`LAB_INVENTORY`: the lab inventory with more hosts, "
                       "`tools/bench/scale.py`; one run each). Memory is the controller's: the highest sum of PSS "
                       "of `ansible-playbook` and its workers (sampled), and the largest single process's max RSS. "
                       "The hosts share the controller's CPUs here, so the times include the modules' own work "
@@ -186,10 +329,10 @@ def replace(text, body):
     return f"{head}{BEGIN}\n{body}\n{END}{tail}"
 
 
-def update(readme, results):
+def update(readme, results, directory=RESULTS):
     with open(readme, encoding="utf-8") as f:
         text = f.read()
-    new = replace(text, section(results))
+    new = replace(text, section(results, all_results(directory)))
     if new != text:
         with open(readme, "w", encoding="utf-8") as f:
             f.write(new)
@@ -209,7 +352,7 @@ def main(argv=None):
         return 0
     with open(args.check, encoding="utf-8") as f:
         text = f.read()
-    if replace(text, section(results)) != text:
+    if replace(text, section(results, all_results())) != text:
         print(f"{args.check}: the bench section differs from {latest}; run tools/bench/readme.py --update "
               f"{args.check}", file=sys.stderr)
         return 1

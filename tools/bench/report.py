@@ -24,6 +24,13 @@ def summarize(runs):
     return rows
 
 
+def user_system(row):
+    """`user / system` µs per request of a row (medians), or – when not measured."""
+    if row.get("user_us_per_req") is None:
+        return "–"
+    return f"{row['user_us_per_req']:.1f} / {row['sys_us_per_req']:.1f}"
+
+
 def fmt(value, spec, none="–"):
     return none if value is None else format(value, spec)
 
@@ -36,33 +43,75 @@ def fmt_spread(row, key, spec, none="–"):
     return f"{value:{spec}} ({spread[0]:{spec}}–{spread[1]:{spec}})"
 
 
+def machine_label(m):
+    """A machine in a few words: CPU model, CPUs, clock, kernel."""
+    return (f"{m.get('cpu', '?')}, {m.get('cpus')} vCPU"
+            + (f" at {m['cpu_mhz']} MHz" if m.get("cpu_mhz") else "")
+            + f", kernel {m.get('kernel')}")
+
+
+def machine_details(m):
+    """What differs between machines beyond the model: virtualisation, mitigations, counters."""
+    parts = []
+    if m.get("virt"):
+        parts.append(f"virtualisation {m['virt']}")
+    spectre = (m.get("mitigations") or {}).get("spectre_v2")
+    if spectre:
+        parts.append(f"Spectre v2: {spectre}")
+    counters = m.get("counters")
+    if counters:
+        parts.append("hardware performance counters: " + ("yes" if counters.get("pmu") else "none (perf counts "
+                     "software events only)") + f", perf_event_paranoid {counters.get('perf_event_paranoid', '?')}")
+    return "; ".join(parts)
+
+
+PER_REQUEST_EVENTS = (("l1i_misses", "L1i misses"), ("ll_code_misses", "LL code misses"),
+                      ("l1d_read_misses", "L1d read misses"), ("cond_mispredicts", "cond. branch mispredicts"),
+                      ("indirect_mispredicts", "indirect mispredicts"))
+
+
 def profile_markdown(profiled):
-    """Instructions per request (callgrind), each against HAProxy in the same mode."""
+    """Instructions per request (callgrind), each against HAProxy in the same mode, and the simulated
+    cache and branch misses per request where they were counted."""
     if not profiled:
         return []
     tls = any(p.get("target", "static") != "static" for p in profiled.values())
+    idle = any("idle_per_request" in p for p in profiled.values())
     lines = ["Instructions per request in the proxy's own code (callgrind, one worker, wrk -c16 "
              "against the static responder" + (", or the same over TLS where the row says so" if tls else "")
-             + "; the kernel's share is not counted; deterministic, unlike the CPU times above):", "",
-             "| proxy | knobs | instructions/request | × HAProxy (same mode) |",
-             "| --- | --- | ---: | ---: |"]
+             + "; the kernel's share is not counted; deterministic, unlike the CPU times above"
+             + ("; of which idle: what the proxy ran in the same time without requests (timers, stats, the "
+                "log's flush), spread over the run's requests" if idle else "") + "):", "",
+             "| proxy | knobs | instructions/request | × HAProxy (same mode) |" + (" of which idle |" if idle else ""),
+             "| --- | --- | ---: | ---: |" + (" ---: |" if idle else "")]
     haproxy = {p["mode"]: p["per_request"] for p in profiled.values() if p["engine"] == "haproxy"}
     for p in profiled.values():
         # HAProxy is counted against the static responder only: no ratio for another load.
         base = haproxy.get(p["mode"]) if p.get("target", "static") == "static" else None
         lines.append(f"| {p['label']} | {', '.join(p['knobs']) or 'none'} | {p['per_request']:,} | "
-                     f"{fmt(p['per_request'] / base if base else None, '.1f')} |")
+                     f"{fmt(p['per_request'] / base if base else None, '.1f')} |"
+                     + (f" {fmt(p.get('idle_per_request'), ',')} |" if idle else ""))
+    simulated = {name: p for name, p in profiled.items() if "l1i_misses" in p}
+    if simulated:
+        lines += ["", "Valgrind's simulated caches (32 KiB first-level code and data caches, a last-level cache "
+                  "like the host's) and branch predictor, per request, for the same runs: properties of the code "
+                  "and its layout, the same on any machine; what each miss costs is the machine's:", "",
+                  "| proxy | instructions | " + " | ".join(label for _k, label in PER_REQUEST_EVENTS) + " |",
+                  "| --- | ---: |" + " ---: |" * len(PER_REQUEST_EVENTS)]
+        for p in simulated.values():
+            lines.append(f"| {p['label']} | {p['per_request']:,} | "
+                         + " | ".join(fmt(p.get(key), ',.0f') for key, _label in PER_REQUEST_EVENTS) + " |")
     return lines + [""]
 
 
 def markdown(results):
     m = results["machine"]
     s = results["settings"]
+    details = machine_details(m)
     lines = [
-        f"Bench run {results['date']} on {m.get('cpus')} CPU(s) {m.get('cpu', '?')}"
-        f"{' (' + m['virt'] + ')' if m.get('virt') else ''}, {m.get('mem_gib', '?')} GiB, "
-        f"kernel {m.get('kernel')}; {m.get('wrk', 'wrk')}, {m.get('haproxy', 'haproxy')}, "
-        f"{m.get('nginx', 'nginx')}.",
+        f"Bench run {results['date']} on {machine_label(m)}, {m.get('mem_gib', '?')} GiB"
+        + (f" ({details})" if details else "")
+        + f"; {m.get('wrk', 'wrk')}, {m.get('haproxy', 'haproxy')}, {m.get('nginx', 'nginx')}.",
         f"wrk -t1, {s['duration_s']} s per run, median of {s['repeats']} (lowest–highest in brackets); "
         "proxy CPU = utime+stime "
         "of its process over the run / requests; busy = share of all CPUs in use during the run.",
@@ -71,8 +120,9 @@ def markdown(results):
     labels = {name: p["label"] for name, p in results["paths"].items()}
     for target, spec in results["targets"].items():
         lines += [f"**{spec['label']}** (`{spec['url']}`)", "",
-                  "| path | conns | req/s | × direct | p50 ms | +p50 ms | p99 ms | proxy CPU µs/req | busy |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| path | conns | req/s | × direct | p50 ms | +p50 ms | p99 ms | proxy CPU µs/req | user / system µs "
+                  "| context switches/req | busy |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         order = list(results["paths"])
         rows = sorted((r for r in results["summary"] if r["target"] == target),
                       key=lambda r: (order.index(r["path"]), r["conns"]))
@@ -80,7 +130,8 @@ def markdown(results):
             lines.append(
                 f"| {labels[r['path']]} | {r['conns']} | {fmt_spread(r, 'rps', '.0f')} | {fmt(r['x_direct'], '.2f')} | "
                 f"{r['p50_ms']:.3f} | {fmt(r['added_p50_ms'], '+.3f')} | {r['p99_ms']:.3f} | "
-                f"{fmt_spread(r, 'cpu_us_per_req', '.1f')} | {r['machine_busy']:.0%} |"
+                f"{fmt_spread(r, 'cpu_us_per_req', '.1f')} | {user_system(r)} | {fmt(r.get('ctxsw_per_req'), '.2f')} | "
+                f"{r['machine_busy']:.0%} |"
                 + (f" errors: {r['errors']}" if r["errors"] else ""))
         lines.append("")
     if results.get("proxies"):
@@ -102,14 +153,23 @@ def markdown(results):
         lines.append("")
     carried = [r for r in results["summary"] if r.get("carrier_cpu_us_per_req") is not None]
     if carried:
-        lines += ["The lab's container writes its access log to `stdout`: "
-                  + ", ".join(results.get("log_carriers") or ["its runtime"]) + " carrying it used "
+        lines += ["What carries the lab's container's standard output into its log ("
+                  + ", ".join(results.get("log_carriers") or ["its runtime"]) + ", whatever else they do meanwhile; "
+                  "the access log only where the row's container logs to `stdout`) used "
                   + "; ".join(f"{r['carrier_cpu_us_per_req']:.1f} µs/request ({r['target']}, {r['conns']} conns)"
                               for r in carried) + ", besides Envoy's own CPU in the table.", ""]
+    if results.get("deployments"):
+        lines += ["The lab's container was deployed for the bench by `site.yml` (`--limit routers`): "
+                  + "; ".join(f"{d['name']} ({d['seconds']:.1f} s, {d['recap']})" for d in results["deployments"])
+                  + ".", ""]
+    product_log = results.get("product_access_log")
+    if product_log:
+        lines += [f"The lab's container's access log `{product_log['path']}` held {product_log['lines_before']:,} "
+                  f"lines before its runs and {fmt(product_log['lines_after'], ',')} after.", ""]
     logged = results.get("access_log_lines")
     if logged:
-        lines += ["Access log lines written (`stdout`: Envoy's standard output, a file in the bench's "
-                  "work directory): " + ", ".join(f"`{n}` {c:,}" for n, c in logged.items()), ""]
+        lines += ["Access log lines written by the bench's Envoys (`stdout` or the role's file, each a file in "
+                  "the bench's work directory): " + ", ".join(f"`{n}` {c:,}" for n, c in logged.items()), ""]
     for target, check in (results.get("policy_checks") or {}).items():
         lines += [f"Policy in force on `{check['path']}` ({target}): the allowed Host answered "
                   f"{check['allowed_host']}, a request without it {check['without_it']}.", ""]

@@ -24,6 +24,7 @@ import time
 
 import configs
 import control
+import deployed
 import instructions
 import lab
 import load
@@ -77,11 +78,14 @@ def build_processes(proxies, targets, workdir):
     role_args = configs.role_envoy_args(next(iter(role_dirs.values()))) if role_dirs else []
     for p in proxies:
         logfile = os.path.join(workdir, f"{p.name}.log")
-        stdout = None
+        stdout, access_log = None, None
         if p.engine == "envoy":
             cfg = os.path.join(workdir, f"{p.name}.yaml")
-            configs.dump(configs.apply_knobs(configs.load(os.path.join(role_dirs[p.name], "envoy-static.yaml")),
-                                             p.knobs), cfg)
+            config = configs.apply_knobs(configs.load(os.path.join(role_dirs[p.name], "envoy-static.yaml")), p.knobs)
+            # The role's access log file is the router's: the bench Envoy's is in the work directory.
+            log_path = os.path.join(workdir, f"{p.name}.access.log")
+            access_log = log_path if configs.move_file_access_logs(config, log_path) else None
+            configs.dump(config, cfg)
             args = list(role_args)
             if p.concurrency:
                 if "--concurrency" in args:
@@ -91,8 +95,8 @@ def build_processes(proxies, targets, workdir):
             argv = [envoy_binary(), "-c", cfg, *args, "--disable-hot-restart"]
             # The role's `stdout` access log: the container's stdout, which Docker's log driver
             # stores; here Envoy's stdout is a file of its own in the work directory.
-            if configs.stdout_access_log(configs.load(cfg)):
-                stdout = os.path.join(workdir, f"{p.name}.access.log")
+            if configs.stdout_access_log(config):
+                stdout = log_path
         else:
             cfg = configs.write(os.path.join(workdir, f"{p.name}.cfg"),
                                 configs.haproxy_config(p.mode, p.port,
@@ -100,6 +104,7 @@ def build_processes(proxies, targets, workdir):
             argv = ["haproxy", "-db", "-f", cfg]
         processes[p.name] = procs.Process(p.name, "router", argv, p.port, logfile, address=p.address,
                                           stdout_path=stdout)
+        processes[p.name].access_log = stdout or access_log
         processes[p.name].config = cfg
         processes[p.name].role_rules = configs.read(os.path.join(role_dirs[p.name], "rules.v4"))
     return processes
@@ -189,7 +194,8 @@ def envoy_counters(proxy):
 
 def data_path_selection(args):
     """(paths, targets, proxies) the data path measures."""
-    selected = [p for p in paths.PATHS if not args.paths or p.name in args.paths]
+    # The smoke deploys the lab's container once (its defaults), not each variant.
+    selected = [p for p in paths.PATHS if (p.name in args.paths if args.paths else not (args.smoke and p.deployment))]
     targets = [t for t in args.targets if any(t in p.targets for p in selected)]
     proxies = [paths.proxy(n) for n in dict.fromkeys(p.proxy for p in selected if set(p.targets) & set(targets))
                if n and n != "product"]
@@ -203,106 +209,161 @@ def request_headers(path, target):
     return tuple(proxy.headers if proxy else ()) + tuple(paths.TARGETS[target].get("headers", ()))
 
 
+class DataPath:
+    """What the data path measures and collects; one point is one wrk run on one path."""
+
+    def __init__(self, args, processes):
+        self.args, self.processes = args, processes
+        self.runs, self.failures, self.contracts, self.policy_checks = [], [], {}, {}
+        self.quiet_waited = 0.0
+        self.product_pid, self.carriers = None, {}
+
+    def watch_product(self):
+        """The lab's container (again after a deployment replaced it) and what carries its stdout."""
+        self.product_pid = lab.envoy_container_pid()
+        self.carriers = lab.log_carriers(self.product_pid)
+        return self.product_pid
+
+    def measure(self, path, target, rep):
+        """Every connection count of one path against one target (skipped with a failure when its
+        probe does not answer 200)."""
+        args, spec = self.args, paths.TARGETS[target]
+        proxy = paths.proxy(path.proxy) if path.proxy not in ("", "product") else None
+        pid = self.product_pid if path.proxy == "product" else (self.processes[proxy.name].pid if proxy else None)
+        headers = request_headers(path, target)
+        rules.use(path.kind, spec["port"], proxy.port if proxy else None,
+                  self.processes[proxy.name].role_rules if proxy else "")
+        status = probe(spec["url"], headers=headers)[0]
+        if status != "200":
+            self.failures.append(f"{path.name} -> {target}: probe answered {status}")
+            log(self.failures[-1])
+            return
+        if proxy and proxy.policy and rep == 0 and target not in self.policy_checks:
+            # The policy is in force: without the allowed Host, the default denies.
+            denied = probe(spec["url"], attempts=1, headers=paths.TARGETS[target].get("headers", ()))[0]
+            self.policy_checks[target] = {"path": path.name, "allowed_host": status, "without_it": denied}
+            if denied != "403":
+                self.failures.append(f"{path.name} -> {target}: the policy is not in force "
+                                     f"(a request without the allowed Host answered {denied})")
+        if target == "httpbin" and rep == 0 and path.proxy and (
+                path.proxy == "product" or (proxy.engine, proxy.mode) == ("envoy", "http")):
+            problems = contract(spec["url"].rsplit("/", 1)[0])
+            self.contracts[path.name] = problems
+            knobs = proxy.knobs if proxy else ()
+            if problems and set(knobs) <= set(configs.PRODUCT_SAFE):
+                self.failures.append(f"{path.name}: not transparent ({', '.join(problems)}), "
+                                     "which verify.yml checks")
+        for conns in (c for c in args.conns if spec.get("min_conns", c) <= c <= spec.get("max_conns", c)):
+            self.point(path, target, conns, rep, pid, headers)
+
+    def point(self, path, target, conns, rep, pid, headers):
+        args, spec = self.args, paths.TARGETS[target]
+        budget = max(0.0, args.quiet_budget - self.quiet_waited)
+        # No waiting allowed (the smoke): no sampling either (0.2 s a run).
+        pre_busy, waited = (load.wait_quiet(args.quiet, min(args.quiet_wait, budget))
+                            if args.quiet_budget > 0 else (None, 0.0))
+        self.quiet_waited += waited
+        # The lab's container: also what carries its stdout (the access log) into its log.
+        extra = list(self.carriers.values()) if path.proxy == "product" else []
+        r = load.run_wrk(spec["url"], conns, args.duration, pids=([pid] if pid else []) + extra, headers=headers)
+        cpu = r["cpu_s"].get(str(pid)) if pid else None
+        r["cpu_us_per_req"] = (cpu / r["requests"] * 1e6) if cpu is not None and r["requests"] else None
+        if pid and r["requests"]:
+            r["user_us_per_req"] = r["user_s"][str(pid)] / r["requests"] * 1e6
+            r["sys_us_per_req"] = r["sys_s"][str(pid)] / r["requests"] * 1e6
+            r["ctxsw_per_req"] = r["ctxsw"][str(pid)] / r["requests"]
+        if extra and r["requests"]:
+            r["carrier_cpu_us_per_req"] = sum(r["cpu_s"][str(p)] for p in extra) / r["requests"] * 1e6
+        r.update(path=path.name, target=target, conns=conns, repeat=rep, busy_before=pre_busy, waited_s=waited)
+        self.runs.append(r)
+        log(f"[{rep + 1}/{args.repeats}] {target:7} {path.name:16} c={conns:<3} "
+            f"{r['rps']:9.0f} rps  p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
+            + (f"cpu {r['cpu_us_per_req']:6.1f} us/req" if r["cpu_us_per_req"] is not None else "")
+            + (f"  ERRORS {r['error_detail']}" if r["errors"] else ""))
+        if r["requests"] == 0 or r["errors"]:
+            self.failures.append(f"{path.name} -> {target} c={conns}: {r['requests']} requests, "
+                                 f"errors {r['error_detail']}")
+        elif pid and not cpu:
+            self.failures.append(f"{path.name} -> {target} c={conns}: the proxy used no CPU: "
+                                 "the traffic did not go through it")
+
+
+def product_log_path():
+    """The lab router's access log file as deployed (None for stdout or off)."""
+    value = lab.router_settings(("router_access_log",))["router_access_log"]
+    return None if value in ("stdout", "off") else value
+
+
 def data_path(args, workdir):
     selected, targets, proxies = data_path_selection(args)
     processes = build_processes(proxies, targets, workdir)
-    runs, failures, counters, contracts, policy_checks, carriers = [], [], {}, {}, {}, {}
-    quiet_waited = 0.0
+    counters, deployments, product_log = {}, [], {}
+    dp = DataPath(args, processes)
     saved_sysctls = {}
+    # The lab's container against the static responder: deployed by site.yml with that port added.
+    deploy = any(p.proxy == "product" and "static" in p.targets for p in selected) and "static" in targets
     try:
         saved_sysctls = lab.set_sysctls(lab.BENCH_SYSCTLS)
+        if deploy:
+            deployments.append(deployed.deploy(log, deployed.bench_vars(), "site.yml: the lab's variables + the static port"))
         rules.install()
         for process in processes.values():
             process.start()
-        product_pid = lab.envoy_container_pid()
-        carriers = lab.log_carriers(product_pid)
+        dp.watch_product()
+        log_file = product_log_path()
+        before = deployed.access_log_lines(log_file) if log_file else None
         log(f"started {', '.join(f'{n} ({p.pid})' for n, p in processes.items())}; "
-            f"product Envoy {product_pid}; its log carried by {carriers or 'nothing found'}")
+            f"product Envoy {dp.product_pid}; its stdout carried by {dp.carriers or 'nothing found'}")
         for rep in range(args.repeats):
             for target in targets:
-                spec = paths.TARGETS[target]
-                for path in (p for p in selected if target in p.targets):
-                    proxy = paths.proxy(path.proxy) if path.proxy not in ("", "product") else None
-                    pid = product_pid if path.proxy == "product" else (
-                        processes[proxy.name].pid if proxy else None)
-                    headers = request_headers(path, target)
-                    rules.use(path.kind, spec["port"], proxy.port if proxy else None,
-                              processes[proxy.name].role_rules if proxy else "")
-                    status = probe(spec["url"], headers=headers)[0]
-                    if status != "200":
-                        failures.append(f"{path.name} -> {target}: probe answered {status}")
-                        log(failures[-1])
-                        continue
-                    if proxy and proxy.policy and rep == 0 and target not in policy_checks:
-                        # The policy is in force: without the allowed Host, the default denies.
-                        denied = probe(spec["url"], attempts=1,
-                                       headers=paths.TARGETS[target].get("headers", ()))[0]
-                        policy_checks[target] = {"path": path.name, "allowed_host": status,
-                                                 "without_it": denied}
-                        if denied != "403":
-                            failures.append(f"{path.name} -> {target}: the policy is not in force "
-                                            f"(a request without the allowed Host answered {denied})")
-                    if target == "httpbin" and rep == 0 and path.proxy and (
-                            path.proxy == "product" or (proxy.engine, proxy.mode) == ("envoy", "http")):
-                        problems = contract(spec["url"].rsplit("/", 1)[0])
-                        contracts[path.name] = problems
-                        knobs = proxy.knobs if proxy else ()
-                        if problems and set(knobs) <= set(configs.PRODUCT_SAFE):
-                            failures.append(f"{path.name}: not transparent ({', '.join(problems)}), "
-                                            "which verify.yml checks")
-                    for conns in (c for c in args.conns if c <= spec.get("max_conns", c)):
-                        budget = max(0.0, args.quiet_budget - quiet_waited)
-                        # No waiting allowed (the smoke): no sampling either (0.2 s a run).
-                        pre_busy, waited = (load.wait_quiet(args.quiet, min(args.quiet_wait, budget))
-                                            if args.quiet_budget > 0 else (None, 0.0))
-                        quiet_waited += waited
-                        # The lab's container: also what carries its stdout (the access log) into its log.
-                        extra = list(carriers.values()) if path.proxy == "product" else []
-                        r = load.run_wrk(spec["url"], conns, args.duration, pids=([pid] if pid else []) + extra,
-                                         headers=headers)
-                        cpu = r["cpu_s"].get(str(pid)) if pid else None
-                        r["cpu_us_per_req"] = (cpu / r["requests"] * 1e6) if cpu is not None and r["requests"] else None
-                        if extra and r["requests"]:
-                            r["carrier_cpu_us_per_req"] = sum(r["cpu_s"][str(p)] for p in extra) / r["requests"] * 1e6
-                        r.update(path=path.name, target=target, conns=conns, repeat=rep,
-                                 busy_before=pre_busy, waited_s=waited)
-                        runs.append(r)
-                        log(f"[{rep + 1}/{args.repeats}] {target:7} {path.name:15} c={conns:<3} "
-                            f"{r['rps']:9.0f} rps  p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
-                            + (f"cpu {r['cpu_us_per_req']:6.1f} us/req" if r["cpu_us_per_req"] is not None else "")
-                            + (f"  ERRORS {r['error_detail']}" if r["errors"] else ""))
-                        if r["requests"] == 0 or r["errors"]:
-                            failures.append(f"{path.name} -> {target} c={conns}: {r['requests']} requests, "
-                                            f"errors {r['error_detail']}")
-                        elif pid and not cpu:
-                            failures.append(f"{path.name} -> {target} c={conns}: the proxy used no CPU: "
-                                            "the traffic did not go through it")
+                for path in (p for p in selected if target in p.targets and not p.deployment):
+                    dp.measure(path, target, rep)
+        if before is not None:
+            after = deployed.access_log_lines(log_file)
+            product_log = {"path": log_file, "lines_before": before, "lines_after": after}
+            if any(r["path"] == "envoy-product" for r in dp.runs) and not (after or 0) > before:
+                dp.failures.append(f"envoy-product: its access log {log_file} got no line")
         for p in proxies:
             if p.engine == "envoy":
                 counters[p.name] = envoy_counters(p)
+        # Each variant of the lab's container in turn: deployed, measured, replaced by the next.
+        for path in (p for p in selected if p.deployment and set(p.targets) & set(targets)):
+            extra = paths.DEPLOYED_VARIANTS[path.deployment][1]
+            deployments.append(deployed.deploy(log, deployed.bench_vars(extra), f"site.yml: {path.name} {extra}"))
+            dp.watch_product()
+            for rep in range(args.repeats):
+                for target in (t for t in targets if t in path.targets):
+                    dp.measure(path, target, rep)
     finally:
         lab.restore_sysctls(saved_sysctls)
         rules.remove()
         for process in processes.values():
             process.stop()
         if rules.present():
-            failures.append("bench iptables chains are still on the router")
+            dp.failures.append("bench iptables chains are still on the router")
+        if deployments:
+            try:
+                deployments.append(deployed.deploy(log, None, "site.yml: the lab's variables (as before the bench)"))
+            except RuntimeError as exc:
+                dp.failures.append(f"the lab could not be restored: {exc}")
     access_logs = access_log_lines(proxies, processes)
-    carried_load = {p.proxy for p in selected if any(r["path"] == p.name and r["requests"] for r in runs)}
+    carried_load = {p.proxy for p in selected if any(r["path"] == p.name and r["requests"] for r in dp.runs)}
     for name, lines in access_logs.items():
         if lines == 0 and name in carried_load:
-            failures.append(f"{name}: its access log is on (stdout) but Envoy wrote no line")
-    return (selected, targets, proxies, processes, runs, failures, counters, contracts,
-            {"access_log_lines": access_logs, "policy_checks": policy_checks,
-             "log_carriers": sorted(carriers)})
+            dp.failures.append(f"{name}: its access log is on but Envoy wrote no line")
+    return (selected, targets, proxies, processes, dp.runs, dp.failures, counters, dp.contracts,
+            {"access_log_lines": access_logs, "policy_checks": dp.policy_checks,
+             "log_carriers": sorted(dp.carriers), "product_access_log": product_log,
+             "deployments": [{k: step[k] for k in ("name", "seconds", "recap")} for step in deployments]})
 
 
 def access_log_lines(proxies, processes):
-    """{proxy: lines its stdout access log holds} for the proxies that log to stdout.
+    """{proxy: lines its access log holds} for the proxies that log (to stdout or to a file, both
+    files in the work directory).
 
     Envoy flushes its access log at least every 10 s and when it stops: read after the stop."""
-    return {p.name: processes[p.name].stdout_lines() for p in proxies
-            if p.name in processes and processes[p.name].stdout_path}
+    return {p.name: procs.count_lines(processes[p.name].access_log) for p in proxies
+            if p.name in processes and getattr(processes[p.name], "access_log", None)}
 
 
 def profile_selection(args, workdir):
@@ -323,7 +384,8 @@ def profile_setup(args, workdir):
     processes = build_processes(proxies, sorted({"static", *(p.target for p in proxies)}), subdir)
     nginx = processes.pop("nginx")
     return {"proxies": proxies, "processes": processes, "nginx": nginx,
-            "prefixes": instructions.under_callgrind(processes, subdir)}
+            "prefixes": instructions.under_callgrind(processes, subdir,
+                                                     caches=() if args.smoke else paths.CACHE_SIMULATED)}
 
 
 def launch_profiled(setup):
@@ -367,8 +429,10 @@ def parse_args(argv):
     ap.add_argument("--variant", action="append", default=[],
                     help=f"extra Envoy path NAME=KNOB,KNOB[@CONCURRENCY]; knobs: {', '.join(configs.KNOBS)}")
     ap.add_argument("--tuned", default=",".join(configs.PRODUCT_SAFE),
-                    help="knobs[@concurrency] of the 'envoy-tuned' path (static only; '' to skip it) "
-                         "and of the profile's tuned Envoy")
+                    help="knobs[@concurrency] of the profile's tuned Envoy, and of the 'envoy-tuned' path with "
+                         "--time-tuned")
+    ap.add_argument("--time-tuned", action="store_true",
+                    help="also time the tuned knobs on the data path (path b+, static only)")
     ap.add_argument("--lean", default=",".join(configs.PRODUCT_SAFE + configs.COST_ONLY),
                     help="knobs of the profile's lean Envoy (counted, not timed: its instructions "
                          "say more than its noisy CPU time)")
@@ -383,11 +447,11 @@ def parse_args(argv):
                     help=f"subset of the profiled proxies: {', '.join(e[0] for e in paths.PROFILED)}")
     ap.add_argument("--lab-cycle", action="store_true",
                     help="control path also runs tools/lab/lab.sh down + up once (make lab from nothing)")
-    ap.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None,
+    ap.add_argument("--scale", action=argparse.BooleanOptionalAction, default=False,
                     help="after the control path, time site.yml and teardown.yml on larger labs "
                          "(tools/bench/scale.py: the lab is taken down, each larger lab built, measured and "
-                         "removed, the lab rebuilt and converged; about 6 min); default: on with the "
-                         "control path, --no-scale skips it")
+                         "removed, the lab rebuilt and converged; about 6 min; `make bench-scale`); off by "
+                         "default: the host counts' cost per host changes only with the playbooks")
     ap.add_argument("--reconverge", action="store_true",
                     help="control path tears down and converges even if a first warm site.yml fails")
     ap.add_argument("--out", default=None, help="results directory (default tools/bench/results; "
@@ -399,8 +463,8 @@ def parse_args(argv):
         # Within the smoke's minute: the TLS paths run once, keep-alive (tls-new is the same path).
         if args.targets is None:
             args.targets = [t for t in paths.TARGETS if t != "tls-new"]
-    if args.scale is None or args.smoke:
-        args.scale = not args.no_control
+    if args.smoke:
+        args.scale = False
     if args.targets is None:
         args.targets = list(paths.TARGETS)
     for t in args.targets:
@@ -430,7 +494,7 @@ def main(argv=None):
         log(f"not ready: {exc}")
         return 2
     variants = [(v, ("static",)) for v in args.variant]
-    if args.tuned:
+    if args.tuned and args.time_tuned:
         variants.insert(0, (f"envoy-tuned={args.tuned}", ("static",)))
     for i, (v, targets) in enumerate(variants):
         name, spec = (v.split("=", 1) + [""])[:2]
@@ -473,7 +537,9 @@ def main(argv=None):
         "machine": lab.machine(),
         "settings": {"duration_s": args.duration, "repeats": args.repeats, "conns": args.conns,
                      "wrk_threads": 1, "smoke": args.smoke, "quiet_threshold": args.quiet},
-        "paths": {p.name: {"label": p.label, "kind": p.kind, "proxy": p.proxy} for p in selected},
+        "paths": {p.name: {"label": p.label, "kind": p.kind, "proxy": p.proxy,
+                           **({"deployment": paths.DEPLOYED_VARIANTS[p.deployment][1]} if p.deployment else {})}
+                  for p in selected},
         "proxies": {p.name: {"engine": p.engine, "mode": p.mode, "knobs": list(p.knobs),
                              "concurrency": p.concurrency or "role default (all CPUs)",
                              **({"access_log": p.access_log or lab.router_settings()["router_access_log"],

@@ -3,7 +3,7 @@
 #   nsenter --net=/run/netns/tproxy-HOST unshare --mount --uts --propagation private \
 #     /bin/sh tools/lab/holder.sh HOST_DIR HOST [SHARED_PATH...]
 # It runs in the host's network namespace and in a mount and UTS namespace of its own,
-# gives the host its own /sys, /etc, /run, /tmp, /var/lib and /usr/local/sbin, names it, then sleeps forever so
+# gives the host its own /sys, /etc, /run, /tmp, /var/lib, /var/log and /usr/local/sbin, names it, then sleeps forever so
 # that the connection plugin and dockerd can enter these namespaces by its PID.
 set -eu
 dir=$1
@@ -42,6 +42,8 @@ done
 mount --rbind "$dir/etc" /etc
 # Roles install their scripts in /usr/local/sbin; the rest of /usr is the controller's.
 mount --bind "$dir/usr-local-sbin" /usr/local/sbin
+# Log files the roles write (the router's access log) are the host's own.
+mount --bind "$dir/var-log" /var/log
 mount --rbind "$dir/run" /run
 mount --rbind "$dir/tmp" /tmp
 # Last: it hides $dir (under /var/lib/tproxy-lab) from this namespace.

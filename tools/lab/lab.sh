@@ -13,8 +13,8 @@
 #     bridge br0 inside the namespace lab_lan_netns, tproxy-lan) with the host's address, and its
 #     IPv6 address too when the inventory gives it one (tproxy_ipv6_address); no default route;
 #   - a holder process (tools/lab/holder.sh) in that namespace with a mount and UTS namespace of its
-#     own, where $LAB_DIR/HOST/{etc,var-lib,run,tmp,usr-local-sbin} are bound over /etc,
-#     /var/lib, /run, /tmp and /usr/local/sbin;
+#     own, where $LAB_DIR/HOST/{etc,var-lib,var-log,run,tmp,usr-local-sbin} are bound over /etc,
+#     /var/lib, /var/log, /run, /tmp and /usr/local/sbin;
 #     its PID is in the host's ansible_netns_pidfile ($LAB_DIR/HOST/holder.pid), which the
 #     tproxy.envoy.netns connection enters;
 #   - on hosts with lab_docker_engine (router and web), Debian's stock dockerd started inside the
@@ -280,8 +280,9 @@ seed_etc() { # HOST
 seed_var_lib() { # HOST
   local dir
   dir=$(host_dir "$1")
-  # Like /var/lib, the host's /usr/local/sbin is its disk: kept across `reboot`.
-  install -d -m 0755 "$dir/usr-local-sbin"
+  # Like /var/lib, the host's /usr/local/sbin and /var/log are its disk: kept across `reboot`
+  # (a role's log files are the host's, never the controller's).
+  install -d -m 0755 "$dir/usr-local-sbin" "$dir/var-log"
   [ -d "$dir/var-lib" ] && return 0
   rm -rf "$dir/var-lib.part"
   mkdir -p "$dir/var-lib.part"

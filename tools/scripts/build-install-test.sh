@@ -13,7 +13,10 @@
 #      copy; `ansible-playbook --syntax-check` resolves every playbook by name.
 #   4. module_defaults groups (meta/runtime.yml action_groups) reach the modules.
 #   --run-lab  then runs tproxy.envoy.site, .verify and .teardown from the
-#              installed copy against the running lab (`make lab` first).
+#              installed copy against the running lab (`tools/lab/lab.sh up` first), with an
+#              inventory of its own written the way a user writes one (hosts.yml and
+#              group_vars/all.yml in the temporary directory: the lab's hosts and addresses,
+#              how to reach them, the lab's images), not the repository's inventories/.
 #   --while-up CMD  with --run-lab: runs the shell command CMD after verify, while
 #              the installed copy's topology is up (the bench smoke), before teardown.
 # KEEP_TREE=1 keeps the temporary directory.
@@ -114,7 +117,7 @@ export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_DEPRECATION_WARNINGS=0
 cd "$work"
 
 step "ansible-galaxy collection install --offline"
-# Dependencies (amazon.aws, community.docker, ansible.posix) come with the
+# Dependencies (amazon.aws, community.docker) come with the
 # `ansible` package; --offline keeps Galaxy out of it.
 ansible-galaxy collection install --offline -p "$collections" "$tarball" >/dev/null
 installed="$collections/ansible_collections/$namespace/$name"
@@ -227,17 +230,49 @@ fi
 
 # --- optional: the real playbooks from the installed copy against the lab ----
 if [ "$run_lab" = 1 ]; then
-  step "site, verify, teardown from the installed copy against the lab"
+  step "site, verify, teardown from the installed copy against the lab, with an inventory of its own"
   if ! "$repo/tools/lab/lab.sh" status >/dev/null 2>&1; then
     fail "the lab is not up (run make lab first)"
   else
+    # What a user's inventory says: which host plays which part at which address, how Ansible
+    # reaches it (here the lab's netns connection and holder PID files, on a real host SSH) and
+    # which images to run (here the ones the lab built; by default the public ones).
+    inventory="$work/inventory"
+    mkdir -p "$inventory/group_vars"
+    (cd "$repo" && python3 tools/lab/inventory.py json) | python3 -c '
+import json, sys, yaml
+lab = json.load(sys.stdin)
+groups = {}
+for host in lab["hosts"].values():
+    entry = {"ansible_host": host["address"], "ansible_netns_pidfile": host["pidfile"]}
+    if host.get("address6"):
+        entry["tproxy_ipv6_address"] = host["address6"]
+    for group in host["groups"]:
+        groups.setdefault(group, {"hosts": {}})["hosts"][host["name"]] = entry
+print("# Written by tools/scripts/build-install-test.sh for the running lab.")
+print(yaml.safe_dump({"all": {"children": groups}}, sort_keys=True), end="")
+' >"$inventory/hosts.yml"
+    # The lab images are its own (tools/lab/images.sh): their names and settings come from the
+    # lab's group_vars, the only values taken from the repository's inventory.
+    python3 - "$repo/inventories/lab/group_vars/all.yml" >"$inventory/group_vars/all.yml" <<'PY'
+import sys, yaml
+images = yaml.safe_load(open(sys.argv[1]))
+print("""# Lab hosts are entered through their namespaces, run commands as root already (no sudo) and
+# share the controller's /usr, so modules run with the controller's Python.
+ansible_connection: tproxy.envoy.netns
+ansible_become: false
+ansible_python_interpreter: "{{ ansible_playbook_python }}"
+ansible_remote_tmp: /tmp/.ansible/tmp""")
+print(yaml.safe_dump(images, sort_keys=True), end="")
+PY
+    echo "inventory of its own: $inventory"; sed 's/^/    /' "$inventory/hosts.yml" "$inventory/group_vars/all.yml"
     for playbook in site verify teardown; do
       if [ "$playbook" = teardown ] && [ -n "$while_up" ]; then
         # A failure here is reported, and teardown still runs.
         if (cd "$repo" && bash -c "$while_up"); then ok "while up: $while_up"; else fail "while up: $while_up"; fi
       fi
-      if ansible-playbook "$namespace.$name.$playbook" -i "$installed/inventories/lab"; then
-        ok "$namespace.$name.$playbook against the lab"
+      if ansible-playbook "$namespace.$name.$playbook" -i "$inventory"; then
+        ok "$namespace.$name.$playbook against the lab (inventory $inventory)"
       else
         fail "$namespace.$name.$playbook against the lab"
         break

@@ -8,7 +8,9 @@
 #
 # Usage: tools/scripts/sanity.sh [sanity|units|all] [extra ansible-test options]
 #   KEEP_TREE=1  keeps the temporary tree (its tests/output has the reports)
-#   PYTHON_VERSION=3.11 (default) is the --python passed to ansible-test
+#   PYTHON_VERSION  the --python passed to ansible-test (default: the version of the
+#                   interpreter that runs ansible-test)
+#   SANITY_TESTS="a b"  run only these sanity tests (--test each); units are unaffected
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -18,12 +20,14 @@ case "$what" in
   sanity|units|all) shift || true ;;
   *) echo "usage: $0 [sanity|units|all] [ansible-test options]" >&2; exit 2 ;;
 esac
-python_version=${PYTHON_VERSION:-3.11}
-
 # ansible-test must run from the same interpreter that has ansible and the
 # bundled collections; take it from the ansible-test on PATH.
 ansible_test=$(command -v ansible-test) || { echo "sanity: ansible-test not on PATH (run tools/scripts/bootstrap.sh)" >&2; exit 1; }
 python=$(sed -n '1s/^#! *//p' "$ansible_test"); python=${python%% *}
+python_version=${PYTHON_VERSION:-$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')}
+read -r -a sanity_tests <<<"${SANITY_TESTS:-}"
+sanity_selection=()
+for test in "${sanity_tests[@]}"; do sanity_selection+=(--test "$test"); done
 # Without shellcheck ansible-test skips that test with only a warning.
 command -v shellcheck >/dev/null || { echo "sanity: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
 
@@ -72,9 +76,9 @@ unset ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS
 status=0
 cd "$tree"
 if [ "$what" = sanity ] || [ "$what" = all ]; then
-  echo "sanity: ansible-test sanity in $tree"
+  echo "sanity: ansible-test sanity${SANITY_TESTS:+ (only: $SANITY_TESTS)} in $tree"
   start=$SECONDS
-  ansible-test sanity --local --python "$python_version" --color no "$@" || status=1
+  ansible-test sanity --local --python "$python_version" --color no "${sanity_selection[@]}" "$@" || status=1
   echo "sanity: ansible-test sanity took $((SECONDS - start)) s"
 fi
 if [ "$what" = units ] || [ "$what" = all ]; then

@@ -1,10 +1,18 @@
-"""Helpers for the AWS tests: run Ansible against the moto server and read its answers."""
+"""Helpers for the AWS tests: run Ansible against the moto server and read its answers.
+
+Ansible runs as an ordinary account, as a controller without root would: when the tests run as
+root, every Ansible command is started through `setpriv` as the unprivileged CONTROLLER_UID (no
+supplementary groups, no capabilities), with a HOME of its own (conftest.py). A task that asked
+for root on the controller (`become` on a task delegated to localhost) then fails, because that
+account has no way to become root; so does one that lost the AWS credentials or endpoint.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +25,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 REGION = "us-east-1"
+# The account Ansible runs as when the tests run as root: nobody/nogroup, which owns nothing and
+# may not become root.
+CONTROLLER_UID = 65534
+CONTROLLER_GID = 65534
 # Documentation ranges only (RFC 5737): a VPC of 198.51.100.0/24 and one /25 subnet.
 VPC_CIDR = "198.51.100.0/24"
 SUBNET_CIDR = "198.51.100.0/25"
@@ -30,9 +42,21 @@ def tool(name):
     return str(path)
 
 
+def as_controller(argv):
+    """argv run as the unprivileged controller account (unchanged when the tests are not root)."""
+    if os.geteuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.fail("setpriv (util-linux) is missing: the AWS tests run Ansible as an ordinary account through it")
+    return [setpriv, f"--reuid={CONTROLLER_UID}", f"--regid={CONTROLLER_GID}", "--clear-groups",
+            "--inh-caps=-all", "--", *argv]
+
+
 def run(argv, env, timeout=600):
-    """Run a command from the repository root; the caller checks the exit status."""
-    return subprocess.run(argv, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=timeout, check=False)
+    """Run an Ansible tool as the controller account, from the repository root; the caller checks the status."""
+    return subprocess.run(as_controller(argv), env=env, cwd=str(REPO), capture_output=True, text=True,
+                          timeout=timeout, check=False)
 
 
 def _run_local_json(env, tool_name, *args, inventories=("localhost,",)):

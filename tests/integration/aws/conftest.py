@@ -1,4 +1,5 @@
-"""Fixtures for the AWS tests: a moto EC2 server on 127.0.0.1, fake credentials, fresh subnets.
+"""Fixtures for the AWS tests: a moto EC2 server on 127.0.0.1, fake credentials, fresh subnets,
+and a HOME for the ordinary account Ansible runs as (aws_helpers.as_controller).
 
 Nothing here can reach real AWS: credentials are fake, every endpoint variable points at the
 local server, and the fixtures refuse any endpoint that is not on 127.0.0.1.
@@ -7,14 +8,22 @@ local server, and the fixtures refuse any endpoint that is not on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
+from aws_helpers import CONTROLLER_GID
+from aws_helpers import CONTROLLER_UID
 from aws_helpers import REGION
 from aws_helpers import REPO
 from aws_helpers import SUBNET_CIDR
 from aws_helpers import VPC_CIDR
+from aws_helpers import as_controller
 from aws_helpers import client
 from aws_helpers import moto_server
 
@@ -26,9 +35,33 @@ def moto_endpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def collections_path(tmp_path_factory):
+def controller_home():
+    """HOME of the account Ansible runs as: its own (Ansible writes ~/.ansible there), readable by it
+    (pytest's own temporary directories are private to root), removed at the end."""
+    home = Path(tempfile.mkdtemp(prefix="tproxy-aws-controller-"))
+    try:
+        home.chmod(0o755)
+        if os.geteuid() == 0:
+            os.chown(home, CONTROLLER_UID, CONTROLLER_GID)
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def tmp_path(controller_home, request):
+    """A fresh directory per test inside controller_home, so that the playbooks and inventories a
+    test writes are readable by the account Ansible runs as."""
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40]
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=controller_home))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def collections_path(controller_home):
     """This checkout seen as ansible_collections/tproxy/envoy."""
-    root = tmp_path_factory.mktemp("collections")
+    root = controller_home / "collections"
     namespace = root / "ansible_collections" / "tproxy"
     namespace.mkdir(parents=True)
     (namespace / "envoy").symlink_to(REPO)
@@ -36,12 +69,17 @@ def collections_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def aws_env(moto_endpoint, collections_path, tmp_path_factory):
-    """Environment for boto3 and Ansible: fake credentials, every endpoint = the moto server."""
+def aws_env(moto_endpoint, collections_path, controller_home):
+    """Environment for boto3 and Ansible: fake credentials, every endpoint = the moto server, the
+    controller account's own HOME."""
     assert moto_endpoint.startswith("http://127.0.0.1:"), moto_endpoint
-    home = tmp_path_factory.mktemp("aws-home")
+    home = controller_home
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "TPROXY_AWS_"))}
+    user = "nobody" if os.geteuid() == 0 else env.get("USER", "")
     env.update(
+        HOME=str(home),
+        USER=user,
+        LOGNAME=user,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_SESSION_TOKEN="testing",
@@ -60,6 +98,10 @@ def aws_env(moto_endpoint, collections_path, tmp_path_factory):
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
     )
+    # The proof that the tests' Ansible runs are no root's: the account they start as.
+    proc = subprocess.run(as_controller([sys.executable, "-c", "import os; print(os.geteuid())"]), env=env,
+                          capture_output=True, text=True, check=True)
+    assert int(proc.stdout) != 0, "the AWS tests must run Ansible as an ordinary account"
     return env
 
 

@@ -2,7 +2,7 @@
 
 The playbook runs with the AWS inventory (plus, where a test says so, a static client outside the
 VPC), reads it again once the instances run, and takes router_preserve_client_address from the
-inventory's first router (group_vars/routers.yml beside the inventory, as a user sets it).
+router that carries the clients' traffic (group_vars/routers.yml beside the inventory, as a user sets it).
 
 What moto cannot show: it accepts any route (a /32 inside the VPC, an interface of another VPC),
 where AWS accepts a route more specific than the local route only for a whole subnet, and it

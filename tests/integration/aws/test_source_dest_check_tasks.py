@@ -1,5 +1,10 @@
 """playbooks/tasks/aws_source_dest_check.yml, included from a play on `routers` of the AWS
-inventory (as site.yml and teardown.yml do), against a moto EC2 server."""
+inventory with `become: true` (as site.yml and teardown.yml do), against a moto EC2 server.
+
+Ansible runs as an ordinary account (aws_helpers.as_controller) and the inventory also sets
+`ansible_become: true` for every host, as many users' group_vars/all.yml do: the tasks, which run on
+the controller, must still not become root there (sudo's environment reset would also drop the AWS
+credentials and endpoint)."""
 
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ def include_play(tmp_path):
     play.write_text(
         "- name: Set the routers' check\n"
         "  hosts: routers\n"
+        "  become: true\n"
         "  gather_facts: false\n"
         "  tasks:\n"
         "    - name: Include the task file\n"
@@ -53,9 +59,17 @@ def flags(ec2, instance_id):
     return values | {attribute["SourceDestCheck"]["Value"]}
 
 
+def become_everywhere(directory):
+    """An inventory source that asks for become on every host, as a user's group_vars/all.yml may."""
+    path = directory / "become.yml"
+    path.write_text("---\nall:\n  vars:\n    ansible_become: true\n")
+    return path
+
+
 def play(aws_env, project_tag, playbook, *extra_vars):
     env = dict(aws_env, TPROXY_AWS_PROJECT=project_tag, ANSIBLE_STDOUT_CALLBACK="default")
-    argv = [tool("ansible-playbook"), "-i", str(INVENTORY), str(playbook)]
+    argv = [tool("ansible-playbook"), "-i", str(INVENTORY), "-i", str(become_everywhere(playbook.parent)),
+            str(playbook)]
     for assignment in extra_vars:
         argv += ["-e", assignment]
     proc = run(argv, env)

@@ -21,6 +21,15 @@ def record(events, lock, **event):
         out.write(json.dumps(event) + "\n")
 
 
+def run_threads(jobs):
+    """Runs each (target, args) in a thread of its own, for ever (the test kills the process)."""
+    threads = [threading.Thread(target=target, args=args, daemon=True) for target, args in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def serve_tls(listener, context, port, events, lock):
     while True:
         conn, _peer = listener.accept()
@@ -58,7 +67,7 @@ def main():
     parser.add_argument("--greet", type=int, nargs="*", default=[])
     args = parser.parse_args()
     lock = threading.Lock()
-    threads = []
+    jobs = []
     for port in args.tls + args.greet:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,11 +81,8 @@ def main():
         else:
             target = serve_greeting
             targs = (listener, port, args.events, lock)
-        thread = threading.Thread(target=target, args=targs, daemon=True)
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
+        jobs.append((target, targs))
+    run_threads(jobs)
 
 
 if __name__ == "__main__":

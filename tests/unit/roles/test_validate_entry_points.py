@@ -6,29 +6,17 @@ host (a module, a command) would fail: passing proves `validate` runs on the con
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
+from ansible_collections.tproxy.envoy.tests.unit.roles.role_playbook import ROLES, VALIDATE_TASK, run_play
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-ROLES = {"routers": "router", "webservers": "webserver", "clients": "client"}
 PLAY = """
 - name: Validate each host's input as site.yml does
   hosts: all
   gather_facts: false
-  tasks:
-    - name: Validate the inputs of the roles this host plays
-      ansible.builtin.include_role:
-        name: "tproxy.envoy.{{ item.value }}"
-        tasks_from: validate
-      loop: "{{ site_roles | dict2items }}"
-      when: inventory_hostname in groups[item.key]
-      vars:
-        site_roles: %s
-""" % json.dumps(ROLES)
+  vars:
+    site_roles: %s
+  tasks:%s""" % (json.dumps(ROLES), VALIDATE_TASK % "")
 
 BAD = [
     ("routers", "router_proxy_port", 70000),
@@ -48,16 +36,26 @@ BAD = [
     ("routers", "router_envoy_runtime", "podman"),
     ("routers", "router_envoy_log_level", "loud"),
     ("routers", "router_envoy_admin_address", "localhost"),
+    ("routers", "router_envoy_admin_address", "0.0.0.0"),
+    ("routers", "router_envoy_admin_address", "192.0.2.100"),
     ("routers", "router_envoy_buffer_limit_bytes", 512),
     ("routers", "router_envoy_concurrency", -1),
     ("routers", "router_intercept_sources", ["192.0.2.1/24"]),
     ("routers", "router_envoy_network_mode", "bridge"),
     ("routers", "router_envoy_user", "envoy"),
+    ("routers", "router_envoy_pids_limit", 8),
+    ("routers", "router_access_log_flush_seconds", 0),
+    ("routers", "router_client_connection_limit", -1),
+    ("routers", "router_envoy_memory_limit", "lots"),
     ("routers", "router_intercept_tls_ports", [80]),
     ("routers", "router_intercept_tls_ports", [0]),
     ("routers", "router_access_log", "relative/access.log"),
     ("routers", "router_access_log", "/access.log"),
     ("routers", "router_access_log", "/var/log/../etc/passwd"),
+    ("routers", "router_access_log", "/etc/access.log"),
+    ("routers", "router_access_log", "/etc/envoy/access.log"),
+    ("routers", "router_access_log", "/var/log/access.log"),
+    ("routers", "router_access_log", "/usr/lib/tproxy/access.log"),
     ("routers", "router_metrics_address", "router"),
     ("routers", "router_metrics_port", 19000),
     ("routers", "router_policy_default", "block"),
@@ -67,6 +65,9 @@ BAD = [
     ("routers", "router_policy", [{"action": "deny", "hosts": ["*.*.example.com"]}]),
     ("routers", "router_policy", [{"action": "deny", "ports": [70000]}]),
     ("routers", "router_policy", [{"action": "deny", "ports": [8443]}]),
+    ("routers", "router_policy", [{"action": "deny", "protocol": "gre"}]),
+    ("routers", "router_policy", [{"action": "deny", "hosts": ["192.0.2.180"]}]),
+    ("routers", "router_policy", [{"action": "deny", "name": "refused"}]),
     ("webservers", "webserver_port", 99999),
     ("webservers", "webserver_port", "http"),
     ("webservers", "webserver_bind_address", "0.0.0.0/0"),
@@ -77,14 +78,7 @@ BAD = [
 
 
 def run(tmp_path, inventory, *extra):
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "play.yml").write_text(PLAY)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(pathlib.Path(sys.executable).with_name("ansible-playbook")), "-i",
-                           str(tmp_path / "inventory.json"), str(tmp_path / "play.yml"), *extra],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
-    report = json.loads(proc.stdout)
+    report = run_play(tmp_path, inventory, PLAY, *extra)
     failures = {}
     for task in report["plays"][0]["tasks"]:
         for host, result in task["hosts"].items():

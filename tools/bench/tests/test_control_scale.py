@@ -220,7 +220,8 @@ def test_forks_come_from_the_projects_ansible_cfg(tmp_path):
     assert control.configured_forks(str(cfg)) == 5
 
 
-@pytest.mark.parametrize("argv, expected", [([], True), (["--no-scale"], False), (["--no-control"], False),
-                                            (["--smoke"], False), (["--no-control", "--scale"], True)])
-def test_the_larger_labs_run_with_the_control_path_unless_told(argv, expected):
+@pytest.mark.parametrize("argv, expected", [([], False), (["--scale"], True), (["--no-scale"], False),
+                                            (["--no-control"], False), (["--smoke", "--scale"], False),
+                                            (["--no-control", "--scale"], True)])
+def test_the_larger_labs_run_only_when_asked_and_never_in_the_smoke(argv, expected):
     assert run.parse_args(argv).scale is expected

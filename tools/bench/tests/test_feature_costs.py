@@ -21,14 +21,15 @@ import report
 import run
 from test_knob_configs import assert_envoy_accepts
 
-SETTINGS = {"router_access_log": "stdout", "router_policy": [], "router_policy_default": "allow"}
+DEFAULT_LOG = "/var/log/tproxy-envoy/access.log"
+SETTINGS = {"router_access_log": DEFAULT_LOG, "router_policy": [], "router_policy_default": "allow"}
 
 
 def _listener(render_dir):
     return configs.load(os.path.join(render_dir, "envoy-static.yaml"))["static_resources"]["listeners"][0]
 
 
-def test_the_lab_router_logs_to_stdout_with_no_policy_as_the_role_defaults():
+def test_the_lab_router_logs_to_the_default_file_with_no_policy_as_the_role_defaults():
     assert lab.router_settings() == SETTINGS
 
 
@@ -38,7 +39,7 @@ def test_render_items_set_the_mode_ports_access_log_and_policy_of_each_proxy():
     items = {name: configs.render_item(paths.proxy(name), f"/w/{name}", SETTINGS)
              for name in ("envoy-role", "envoy-log-off", "envoy-policy", "envoy-tls", "envoy-tcp",
                           "haproxy-http")}
-    assert items["envoy-role"]["access_log"] == "stdout" and items["envoy-role"]["policy"] == []
+    assert items["envoy-role"]["access_log"] == DEFAULT_LOG and items["envoy-role"]["policy"] == []
     assert items["envoy-role"]["intercept_ports"] == http and items["envoy-role"]["tls_ports"] == []
     assert items["envoy-log-off"]["access_log"] == "off"
     assert len(items["envoy-policy"]["policy"]) == 100 and items["envoy-policy"]["policy_default"] == "deny"
@@ -89,8 +90,9 @@ def test_access_loggers_are_found_at_any_depth():
     assert not configs.stdout_access_log({"a": [{"access_log": [{"name": "envoy.access_loggers.file"}]}]})
 
 
-def test_the_default_render_logs_to_stdout_and_the_log_off_render_logs_nothing(role_renders):
-    assert configs.stdout_access_log(configs.load(os.path.join(role_renders["l7"], "envoy-static.yaml")))
+def test_the_default_render_logs_to_a_file_and_the_log_off_render_logs_nothing(role_renders):
+    default = configs.load(os.path.join(role_renders["l7"], "envoy-static.yaml"))
+    assert not configs.stdout_access_log(default) and set(configs.access_loggers(default)) == {configs.FILE_LOGGER}
     assert configs.access_loggers(configs.load(os.path.join(role_renders["envoy-log-off"],
                                                             "envoy-static.yaml"))) == []
     assert_envoy_accepts(os.path.join(role_renders["envoy-log-off"], "envoy-static.yaml"))
@@ -149,6 +151,17 @@ def test_nginx_serves_tls_only_when_asked():
     assert "ssl_certificate_key /w/k.pem;" in tls and tls.count("server {") == 2
 
 
+def test_file_access_logs_are_moved_to_the_bench_and_counted(tmp_path):
+    config = {"static_resources": {"listeners": [{"filter_chains": [{"filters": [{"typed_config": {
+        "access_log": [{"name": configs.FILE_LOGGER, "typed_config": {"path": DEFAULT_LOG}},
+                       {"name": configs.STDOUT_LOGGER, "typed_config": {}}]}}]}]}]}}
+    assert configs.move_file_access_logs(config, str(tmp_path / "a.log")) == 1
+    logs = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["access_log"]
+    assert logs[0]["typed_config"]["path"] == str(tmp_path / "a.log") and logs[1]["typed_config"] == {}
+    (tmp_path / "a.log").write_text("{}\n{}\n{}\n")
+    assert procs.count_lines(str(tmp_path / "a.log")) == 3 and procs.count_lines(str(tmp_path / "none")) == 0
+
+
 def test_stdout_lines_counts_what_the_process_wrote(tmp_path):
     out = tmp_path / "access.log"
     out.write_text('{"a":1}\n{"a":2}\n')
@@ -182,7 +195,7 @@ def _results():
                for name, n, target in (("envoy-role", 170000, "static"), ("envoy-log-off", 160000, "static"),
                                        ("envoy-policy", 250000, "static"), ("envoy-tcp-tls", 17000, "tls"),
                                        ("envoy-tls", 17500, "tls"))}
-    return {"summary": summary, "profile": profile}
+    return {"summary": summary, "profile": profile, "proxies": {"envoy-role": {"access_log": "stdout"}}}
 
 
 def test_feature_table_has_a_row_per_measured_configuration():

@@ -134,7 +134,8 @@ def test_product_safe_knobs_keep_the_added_headers_and_the_upstream_filter():
     tuned = configs.apply_knobs(ROLE_LIKE, ("no_request_id", "suppress_envoy_headers") + configs.PRODUCT_SAFE)
     hcm = tuned["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["generate_request_id"] is False
-    assert hcm["http_filters"][0]["typed_config"] == {"suppress_envoy_headers": True, "dynamic_stats": False}
+    assert hcm["http_filters"][0]["typed_config"] == {"suppress_envoy_headers": True}
+    assert tuned["static_resources"]["listeners"][0]["connection_balance_config"] == {"exact_balance": {}}
     assert hcm["route_config"]["virtual_hosts"][0]["request_headers_to_add"] == [{}]
     assert "typed_extension_protocol_options" in tuned["static_resources"]["clusters"][0]
     assert "generate_request_id" not in str(ROLE_LIKE), "apply_knobs must not edit its input"
