@@ -245,13 +245,13 @@ def _router_group(name, members, settings):
         vrrp = {"id": members[0][1]["vrrp_id"],
                 "priorities": {r: m["priority"] or max(FIRST_PRIORITY - PRIORITY_STEP * index, 1)
                                for index, (r, m) in enumerate(members)}}
+        label = members[0][1]["label"]
         if lead["virtual_address"]["ipv4"] is None:
-            raise TopologyError("router group %s: router_virtual_address6 is set but router_virtual_address is not "
-                                "(the clients' IPv4 traffic needs a gateway too)" % name)
+            raise TopologyError("router group %s: %s is set but %s is not (the clients' IPv4 traffic needs a gateway "
+                                "too)" % (name, label["virtual_address6"], label["virtual_address"]))
         if lead["ipv6"] and lead["address"]["ipv6"] and lead["virtual_address"]["ipv6"] is None:
-            raise TopologyError("router group %s: its routers intercept IPv6 (router_ipv6) and share "
-                                "router_virtual_address, but router_virtual_address6 is not set: set it, or "
-                                "router_ipv6: false" % name)
+            raise TopologyError("router group %s: its routers intercept IPv6 (router_ipv6) and share %s, but %s is not "
+                                "set: set it, or router_ipv6: false" % (name, label["virtual_address"], label["virtual_address6"]))
         via = dict(lead["virtual_address"])
     else:
         active = list(routers[:1])
@@ -320,8 +320,9 @@ class Topology:
         name = _name(self.hostvars, host, "tproxy_router_group", "client")
         if name in self.router_groups:
             return self.router_groups[name]
-        if not self.router_groups:
-            # No router at all: no routes, and the client role's own check says so.
+        if not self.router_groups or (host not in self.members["clients"] and _get(self.hostvars, host, "tproxy_router_group") is None):
+            # No router at all: no routes, and the client role's own check says so. A host that is no
+            # client (a router viewed as one) of a default group that does not exist: none either.
             return None
         raise TopologyError("client %s: tproxy_router_group %r%s names no router group (the routers' router_group: %s)" % (
             host, name, " (the default)" if _get(self.hostvars, host, "tproxy_router_group") is None else "",
