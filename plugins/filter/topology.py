@@ -18,8 +18,9 @@ description:
     question one host's role asks about the others; the client and webserver roles take their defaults from
     it, the router role its forwarding default, and C(playbooks/aws_infra.yml) the routes to the clients.
   - "Router groups: each router is in the group its C(router_group) names (C(routers) when unset, so by default
-    every router is in one group), or in each group of its C(router_groups) (active/active); a client is served by the group its inventory variable C(tproxy_router_group)
-    names (C(routers) when unset). A web server is reached through every router."
+    every router is in one group), or in each group of its C(router_groups) (active/active); a client is served
+    by the group its inventory variable C(tproxy_router_group) names (C(routers) when unset). A web server is
+    reached through every router."
   - "The routers of a group that carry its clients' traffic (RV(_value.router_groups.active)): all of them when
     they share a virtual address (C(router_virtual_address), C(router_virtual_address6), the same on each, and
     then the same C(router_ipv6) and C(router_preserve_client_address)); without one, the group's first router in
@@ -131,6 +132,8 @@ _value:
               primary network interfaces of the aws_ec2 inventory's C(network_interfaces)).
           type: list
           elements: dict
+        ipv6:
+          description: Its effective C(router_ipv6).
           type: bool
         preserve_client_address:
           description: Its effective C(router_preserve_client_address).

@@ -99,8 +99,9 @@ def main(argv=None):
         _say("route takeover: group %s: %s" % (args.group, exc), sys.stderr)
         return 2
     for move in moves:
-        _say("route takeover: %s %s: %s -> %s%s" % (move["route_table_id"], move["destination"], move["from"],
-                                                   config["own_interface"], " (dry run)" if args.dry_run else ""))
+        _say("route takeover: %s %s: %s -> %s%s" % (
+            move["route_table_id"], move["destination"], move["from"], config["own_interface"],
+            " (dry run)" if args.dry_run else ""))
     if not moves:
         _say("route takeover: group %s: every route already points here" % args.group)
     return 0
