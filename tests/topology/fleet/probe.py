@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Client load through the fleet, every outcome timestamped on the wall clock (the test's clock).
 
 Runs inside a lab client (stdlib only). For --duration seconds it opens a new connection every
