@@ -6,7 +6,11 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .cache/collections/ansible_collections/tproxy/envoy
-LAB := -i inventories/lab
+# The lab's inventory: `make lab LAB_INVENTORY=inventories/lab-fleet` builds and configures the fleet lab
+# (tools/lab/lab.sh reads the same variable).
+LAB_INVENTORY ?= inventories/lab
+export LAB_INVENTORY
+LAB := -i $(LAB_INVENTORY)
 PYTEST := python -m pytest -q -p no:cacheprovider
 
 .PHONY: help bootstrap packages venv dev collection lab site verify teardown lab-down test check unit integration \

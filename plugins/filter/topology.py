@@ -18,13 +18,18 @@ description:
     question one host's role asks about the others; the client and webserver roles take their defaults from
     it, the router role its forwarding default, and C(playbooks/aws_infra.yml) the routes to the clients.
   - "Router groups: each router is in the group its C(router_group) names (C(routers) when unset, so by default
-    every router is in one group); a client is served by the group its inventory variable C(tproxy_router_group)
-    names (C(routers) when unset). A web server is reached through every router."
+    every router is in one group), or in each group of its C(router_groups) (active/active); a client is served
+    by the group its inventory variable C(tproxy_router_group) names (C(routers) when unset). A web server is
+    reached through every router."
   - "The routers of a group that carry its clients' traffic (RV(_value.router_groups.active)): all of them when
     they share a virtual address (C(router_virtual_address), C(router_virtual_address6), the same on each, and
     then the same C(router_ipv6) and C(router_preserve_client_address)); without one, the group's first router in
     inventory order, the others standing by. The clients route through the virtual address, or that router's
     topology address (P(tproxy.envoy.topology_addresses#filter))."
+  - "The fleet: a group with a virtual address is a VRRP instance (keepalived) on each of its routers, with the
+    group's VRRP id (C(router_vrrp_id), 51 when unset) and each router's priority (C(router_priority); 0 or unset:
+    200 for the group's first router in inventory order, 190 for the next, ...); each group's VRRP id and addresses
+    are its own and no host's address."
   - "The router settings other hosts depend on, with the router role's defaults: C(router_ipv6) (default: the router
     has an IPv6 topology address) and C(router_preserve_client_address) (default false), read from the inventory
     and the extra vars."
@@ -79,6 +84,12 @@ _value:
         via:
           description: The clients' gateway per family (C(ipv4), C(ipv6)); none where the group routes no such traffic.
           type: dict
+        vrrp:
+          description: With a virtual address, C(id) (its VRRP id) and C(priorities) (each router's); else none.
+          type: dict
+        virtual_address:
+          description: Its virtual address per family (C(ipv4), C(ipv6)); none without.
+          type: dict
         families:
           description: The families its clients' traffic goes through it in (C(ipv4), and C(ipv6) with router_ipv6).
           type: list
@@ -107,8 +118,20 @@ _value:
       type: dict
       contains:
         group:
-          description: Its router group.
+          description: Its (first) router group.
           type: str
+        groups:
+          description: Its router groups.
+          type: list
+          elements: str
+        vrrp:
+          description:
+            - Its VRRP instances, one per group with a virtual address, each C({name, virtual_address,
+              virtual_address6, vrrp_id, priority, address, address6, peers, interface_id, peer_interface_ids})
+              (C(peers) the other routers' IPv4 addresses; on EC2 C(interface_id) and C(peer_interface_ids) the
+              primary network interfaces of the aws_ec2 inventory's C(network_interfaces)).
+          type: list
+          elements: dict
         ipv6:
           description: Its effective C(router_ipv6).
           type: bool
@@ -116,10 +139,10 @@ _value:
           description: Its effective C(router_preserve_client_address).
           type: bool
         active:
-          description: Whether it carries its group's clients' traffic.
+          description: Whether it carries a group's clients' traffic.
           type: bool
         clients:
-          description: Its group's clients.
+          description: Its groups' clients.
           type: list
           elements: str
         client_networks:

@@ -287,7 +287,20 @@ def problems(s):
     user = s["router_envoy_user"]
     check(isinstance(user, str) and ENVOY_USER.match(user) is not None,
           "router_envoy_user must be numeric uid[:gid], got %s" % _shown(user))
+    found.extend(_fleet_problems(s))
     return found
+
+
+def _fleet_problems(s):
+    """The router's own fleet settings; the groups across routers are the topology model's
+    (plugins/module_utils/topology.py), which refuses an inconsistent fleet itself."""
+    advert = s["router_vrrp_advert_interval"]
+    try:
+        ok = not isinstance(advert, bool) and 0.01 <= float(advert) <= 40.95
+    except (TypeError, ValueError):
+        ok = False
+    # keepalived's advert_int: hundredths of a second, 12 bits.
+    return [] if ok else ["router_vrrp_advert_interval must be from 0.01 to 40.95 seconds, got %s" % _shown(advert)]
 
 
 # --- host: kernel, firewall tools, sysctls, rules --------------------------------------------------

@@ -22,13 +22,14 @@ ADDR6 = LAB.addresses6  # empty in an IPv4-only lab
 ENGINES = LAB.engine_hosts
 
 
-def holder(host):
-    return pathlib.Path(LAB.hosts[host].pidfile).read_text().strip()
+def holder(host, lab=None):
+    """The PID holding the lab host's namespaces (``lab``: another lab's inventory.load(), else the main lab)."""
+    return pathlib.Path((lab or LAB).hosts[host].pidfile).read_text().strip()
 
 
-def sh(host, script, check=True, timeout=60):
+def sh(host, script, check=True, timeout=60, lab=None):
     """Run a shell script inside a lab host (its mount, network and UTS namespaces)."""
-    proc = subprocess.run(["nsenter", "-t", holder(host), "-m", "-n", "-u", "--", "/bin/sh", "-c", script],
+    proc = subprocess.run(["nsenter", "-t", holder(host, lab), "-m", "-n", "-u", "--", "/bin/sh", "-c", script],
                           capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s: %r failed (%d): %s" % (host, script, proc.returncode, proc.stderr))

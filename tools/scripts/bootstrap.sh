@@ -27,6 +27,9 @@ esac
 APT_PACKAGES=(docker.io debootstrap iproute2 iptables nftables procps util-linux curl
               wrk haproxy nginx-light valgrind kmod libcap2-bin shellcheck
               systemd-container logrotate git prometheus)
+# The router role's fleet (VRRP): lab hosts share this machine's /usr and start with a copy of its
+# package database, so the role finds Debian's keepalived installed there, as on a host it installed.
+APT_PACKAGES+=(keepalived)
 # What `make check` (the venv part) runs besides the venv: command -> Debian package.
 declare -A CHECK_COMMANDS=([git]=git [shellcheck]=shellcheck [promtool]=prometheus)
 # The controller Pythons ansible-core 2.19 supports, newest first.
