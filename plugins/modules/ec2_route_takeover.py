@@ -42,6 +42,7 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - tproxy.envoy.aws
 attributes:
   check_mode:
     support: full
@@ -52,15 +53,6 @@ attributes:
   platform:
     platforms: posix
     details: Runs where boto3 is installed and the EC2 API is reachable (the controller, or the router itself).
-  action_group:
-    description:
-      - Use C(group/tproxy.envoy.tproxy) in C(module_defaults) to set defaults for this module.
-      - Use C(group/tproxy.envoy.aws) to set the AWS options (region, credentials, endpoint) once for this module and
-        every module of C(amazon.aws.aws).
-    support: full
-    membership:
-      - tproxy.envoy.tproxy
-      - tproxy.envoy.aws
 """
 
 EXAMPLES = r"""
