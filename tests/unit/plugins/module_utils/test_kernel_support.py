@@ -355,6 +355,41 @@ def test_fix_names_the_distribution_package(tmp_path, distro, expected):
     assert pieces and all(expected in p['fix'] for p in pieces)
 
 
+# The os-release files as these distributions ship them (quoted values, ID_LIKE lists).
+OS_RELEASES = {
+    'debian-13': 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nNAME="Debian GNU/Linux"\nVERSION_ID="13"\n'
+                 'VERSION_CODENAME=trixie\nID=debian\n',
+    'ubuntu-24.04': 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=noble\n',
+    'rhel-9': 'NAME="Red Hat Enterprise Linux"\nVERSION_ID="9.4"\nID="rhel"\nID_LIKE="fedora"\n',
+    'amzn-2023': 'NAME="Amazon Linux"\nVERSION_ID="2023"\nID="amzn"\nID_LIKE="fedora"\n',
+    'centos-stream-9': 'NAME="CentOS Stream"\nVERSION_ID="9"\nID="centos"\nID_LIKE="rhel fedora"\n',
+}
+
+
+@pytest.mark.parametrize('os_release, wanted, unwanted', [
+    ('debian-13', 'install linux-image-6.1.0-99-test,', 'modules-extra'),
+    ('ubuntu-24.04', 'install linux-modules-extra-6.1.0-99-test (and linux-modules-6.1.0-99-test)', 'linux-image'),
+    ('rhel-9', 'install kernel-modules-extra-6.1.0-99-test (and kernel-modules-6.1.0-99-test)', 'linux-'),
+    ('amzn-2023', 'install kernel-modules-extra-6.1.0-99-test (and kernel-modules-6.1.0-99-test)', 'linux-'),
+    ('centos-stream-9', 'install kernel-modules-extra-6.1.0-99-test', 'linux-'),
+])
+def test_fix_hint_per_family_from_the_real_os_release(tmp_path, os_release, wanted, unwanted):
+    kernel = FakeKernel(tmp_path)
+    kernel.write('etc/os-release', OS_RELEASES[os_release])
+    facts, components = ks.inspect_kernel(str(tmp_path), 'nftables', ['ipv4'])
+    pieces = ks.missing_pieces(components, {'nft': {'command': 'nft', 'path': '/s/nft'}}, facts)
+    assert [p['name'] for p in pieces] == ['nf_tproxy_ipv4', 'nf_socket_ipv4', 'nft_tproxy', 'nft_socket']
+    for piece in pieces:
+        assert piece['fix'].startswith(wanted), piece['fix']
+        assert unwanted not in piece['fix']
+
+
+def test_os_release_in_usr_lib_when_etc_has_none(tmp_path):
+    kernel = FakeKernel(tmp_path)
+    kernel.write('usr/lib/os-release', OS_RELEASES['amzn-2023'])
+    assert ks.gather_kernel_facts(str(tmp_path))['distro_ids'] == ['amzn', 'fedora']
+
+
 def test_nothing_missing_when_all_present(tmp_path):
     kernel = FakeKernel(tmp_path)
     kernel.builtin(*ALL)
