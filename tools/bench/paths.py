@@ -155,6 +155,11 @@ PROFILED = (
     ("envoy-policy", f"Envoy HTTP, role config + {POLICY_RULES} host rules (Host matches the last)",
      "envoy", "http", (), {"policy": tuple(policy_rules()), "policy_default": "deny",
                            "headers": (f"Host: {policy_host()}",)}),
+    # The same with 10 and 10,000 rules: names are looked up (virtual hosts by hash), so the price
+    # of a request should not follow the number of rules.
+    *((f"envoy-policy-{count}", f"Envoy HTTP, role config + {count:,} host rules (Host matches the last)",
+       "envoy", "http", (), {"policy": tuple(policy_rules(count)), "policy_default": "deny",
+                             "headers": (f"Host: {policy_host(count)}",)}) for count in (10, 10000)),
     ("envoy-dynamic-stats", "Envoy HTTP, role config + `router_envoy_dynamic_stats: true` (Envoy's default)",
      "envoy", "http", ("dynamic_stats",)),
     ("envoy-minimal", "Envoy HTTP, minimal: connection manager, one route, router (Envoy's floor here)",
