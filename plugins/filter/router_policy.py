@@ -269,32 +269,45 @@ def _within(rule, key, cell):
     return cell is not None and any(cell.version == n.version and cell.subnet_of(n) for n in rule[key])
 
 
+def _decided_cells(rules, default_rule, with_names):
+    """The rule that decides each cell Envoy's filter chain match tells apart: for each destination
+    cell, each name (and None: any other name, or none) with, per source cell, the first rule that
+    matches every address and name of the cell, else the default. Returns the source cells and
+    [(destination, [(name, [rule per source cell])])]."""
+    destinations = _cells([n for r in rules for n in r["networks"]])
+    sources = _cells([n for r in rules for n in r["sources"]])
+    names = list(_name_cells(rules).items()) if with_names else []
+    nameless = [r for r in rules if not r["hosts"]]
+    result = []
+    for destination in destinations:
+        by_name = []
+        for name, matching in names + [(None, nameless)]:
+            by_name.append((name, [next((r for r in matching if _within(r, "networks", destination)
+                                         and _within(r, "sources", source)), default_rule) for source in sources]))
+        result.append((destination, by_name))
+    return sources, result
+
+
 def _connection_port(rules, default_rule, port, chain_mode, mode):
     """One L4 or TLS port's filter chains. Envoy's filter chain match takes the most specific
     destination network, then the exact SNI or the longest wildcard, then the most specific source
-    network; each chain is one such cell (names grouped), and the rule that decides it is the first
-    of the policy that matches every address and name of the cell. A name whose decision does not
-    depend on the source gets one chain for every source; a destination where no name changes the
-    decision lists no names."""
-    destinations = _cells([n for r in rules for n in r["networks"]])
-    sources = _cells([n for r in rules for n in r["sources"]])
-    names = list(_name_cells(rules).items()) if chain_mode == "tls" else []
-    nameless = [r for r in rules if not r["hosts"]]
+    network; each chain is one such cell (names grouped), decided by the policy's first rule that
+    matches it. A name whose decision does not depend on the source gets one chain for every
+    source; a destination where no name changes the decision lists no names."""
+    sources, cells = _decided_cells(rules, default_rule, chain_mode == "tls")
     chains, taken = [], {}
-    for destination in destinations:
+    for destination, by_name in cells:
         decided = []
-        for name, matching in names + [(None, nameless)]:
-            by_source = [next((r for r in matching if _within(r, "networks", destination) and _within(r, "sources", source)),
-                              default_rule) for source in sources]
+        for name, by_source in by_name:
             if all(rule is by_source[0] for rule in by_source):
                 decided.append((name, [(None, by_source[0])]))
             else:
                 decided.append((name, list(zip(sources, by_source))))
-        if all(cells == decided[-1][1] for _name, cells in decided):
+        if all(per_source == decided[-1][1] for _name, per_source in decided):
             decided = decided[-1:]
         groups = {}
-        for name, cells in decided:
-            for source, rule in cells:
+        for name, per_source in decided:
+            for source, rule in per_source:
                 key = (rule["name"], name is None, None if source is None else str(source))
                 groups.setdefault(key, (rule, source, []))[2].append(name)
         for rule, source, cell_names in groups.values():
@@ -312,6 +325,42 @@ def _connection_port(rules, default_rule, port, chain_mode, mode):
                            "mode": chain_mode, "rule": rule["name"], "decision": "denied" if denied else "allowed",
                            "deny": denied and mode == "enforce", "match": match})
     return chains
+
+
+def _ss_cell(key, cell, networks):
+    """An ss filter for the addresses of one cell (``key`` src: the original destination, the
+    accepted socket's local address under TPROXY; dst: the client): in the cell's network and in
+    none of the more specific networks that are cells of their own."""
+    inner = [n for n in networks if n != cell and n.version == getattr(cell, "version", n.version)
+             and (cell is None or n.subnet_of(cell))]
+    parts = [] if cell is None else ["%s %s" % (key, cell)]
+    if inner:
+        parts.append("not ( %s )" % " or ".join("%s %s" % (key, n) for n in inner))
+    return " and ".join(parts)
+
+
+def _close_filter(rules, default_rule, port, with_names):
+    """An ss filter (iproute2) for Envoy's accepted connections on ``port`` that the policy denies
+    whatever their name: the addresses of every cell whose rule denies for every name. None when
+    no such cell exists."""
+    sources, cells = _decided_cells(rules, default_rule, with_names)
+    destinations = [d for d, _cells in cells if d is not None]
+    source_networks = [s for s in sources if s is not None]
+    found = []
+    for destination, by_name in cells:
+        denied = [all(by_source[index]["action"] == "deny" for _name, by_source in by_name)
+                  for index in range(len(sources))]
+        # Every client denied there: the destination alone.
+        for source in [None] if all(denied) else [s for s, d in zip(sources, denied) if d]:
+            cell = " and ".join(part for part in (_ss_cell("src", destination, destinations),
+                                                  _ss_cell("dst", source, source_networks if not all(denied) else []))
+                                if part)
+            found.append("( %s )" % cell if cell else "")
+    if not found:
+        return None
+    if "" in found:
+        return "sport = :%d" % port
+    return "sport = :%d and ( %s )" % (port, " or ".join(found))
 
 
 def _cidr(network):
@@ -335,6 +384,9 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
         (rules, or a default of deny): ``rbac`` is an RBAC matcher, the port's own for the
         catch-all virtual host (any other name).
       active: whether any policy is set.
+      close: ss filters (iproute2), one per port where the policy denies some addresses whatever the
+        name: Envoy's accepted connections there (local address: the original destination; peer:
+        the client) that the role closes after a change (enforce mode; empty in monitor mode).
       forward: whether forwarded traffic is policed (router_policy_forward has its rules).
       forward_drop_rest: whether the forward chain drops, after the policy of the forward sources, what
         no earlier rule accepted (default deny, enforce mode).
@@ -347,9 +399,11 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
     active = bool(named) or default == "deny"
     default_rule = {"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None,
                     "sources": []}
-    chains, http = [], {}
+    chains, http, close = [], {}, []
     for port in http_ports:
         port = port_number(port)
+        if active and mode == "enforce":
+            close.append(_close_filter([r for r in named if _applies(r, port, "http")], default_rule, port, True))
         chains.append({"name": "http-%d" % port, "port": port, "mode": "http", "rule": None, "decision": None,
                        "deny": False, "match": {"destination_port": port}})
         if active:
@@ -357,12 +411,14 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
     for chain_mode, ports in (("l4", l4_ports), ("tls", tls_ports)):
         for port in ports:
             port = port_number(port)
-            chains += _connection_port([r for r in named if _applies(r, port, chain_mode)], default_rule, port,
-                                       chain_mode, mode)
+            applying = [r for r in named if _applies(r, port, chain_mode)]
+            chains += _connection_port(applying, default_rule, port, chain_mode, mode)
+            if mode == "enforce":
+                close.append(_close_filter(applying, default_rule, port, chain_mode == "tls"))
     # Forwarded traffic (what is not intercepted) is policed too when a rule can match it (one without
     # hosts) or the default denies: router_policy_forward gives its rules.
     forward = default == "deny" or any(not rule["hosts"] for rule in named)
-    return {"chains": chains, "http": http, "active": active,
+    return {"chains": chains, "http": http, "active": active, "close": [f for f in close if f],
             "forward": forward, "forward_drop_rest": default == "deny" and mode == "enforce"}
 
 
