@@ -232,6 +232,24 @@ def test_ten_thousand_names_are_looked_up_not_listed_in_every_request():
     assert [c["name"] for c in one_rule["chains"]] == ["http-80", "tls-443-allowlist", "tls-443-default"]
 
 
+def test_the_connections_to_close_after_a_change_are_those_denied_whatever_the_name():
+    rules = [{"name": "never", "action": "deny", "networks": ["192.0.2.181/32", "2001:db8::181/128"]},
+             {"name": "cut", "action": "deny", "networks": ["192.0.2.0/24"], "sources": ["198.51.100.0/24"], "ports": [8081]},
+             {"name": "names", "action": "allow", "hosts": ["www.example.com"]},
+             {"name": "l4", "action": "allow", "ports": [8081]}]
+    close = router_policy_plan(rules, "deny", "enforce", [80], [8081], [443])["close"]
+    # Port 80 and 443: the default denies, but a name may be allowed: only never's addresses.
+    assert close[0] == "sport = :80 and ( ( src 192.0.2.181/32 ) or ( src 2001:db8::181/128 ) )"
+    assert close[2] == "sport = :443 and ( ( src 192.0.2.181/32 ) or ( src 2001:db8::181/128 ) )"
+    # 8081: never's addresses from anyone; the rest of 192.0.2.0/24 from 198.51.100.0/24 (the
+    # accepted socket's local address is the original destination, its peer the client).
+    assert close[1] == ("sport = :8081 and ( ( src 192.0.2.181/32 ) or ( src 2001:db8::181/128 ) or "
+                        "( src 192.0.2.0/24 and not ( src 192.0.2.181/32 ) and dst 198.51.100.0/24 ) )")
+    assert router_policy_plan([], "deny", "enforce", [80], [8081], [])["close"] == ["sport = :80", "sport = :8081"]
+    assert router_policy_plan(rules, "deny", "monitor", [80], [8081], [443])["close"] == [], "monitor mode closes nothing"
+    assert router_policy_plan([], "allow", "enforce", [80], [8081], [])["close"] == []
+
+
 def test_no_policy_means_no_rbac_and_one_chain_per_port():
     plan = router_policy_plan([], "allow", "enforce", [80], [5432], [443])
     assert plan["active"] is False and plan["http"] == {}
