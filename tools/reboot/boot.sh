@@ -245,7 +245,7 @@ cmd_engine_start() { # DIR NETNS
     echo '{"bridge": "none"}' >"$dir/etc.part/docker/daemon.json"
     mv "$dir/etc.part" "$dir/etc"
   fi
-  install -d -m 0755 "$dir/var-lib" "$dir/usr-local-sbin"
+  install -d -m 0755 "$dir/var-lib" "$dir/var-log" "$dir/usr-local-sbin"
   rm -rf --one-file-system "$dir/run" "$dir/tmp"
   install -d -m 0755 "$dir/run"
   install -d -m 1777 "$dir/tmp"
