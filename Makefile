@@ -103,8 +103,9 @@ reboot-test: collection
 topology-test: collection
 	$(PYTEST) --durations=15 tests/topology --ignore=tests/topology/test_fleet.py
 
-# Root: the two-router fleet lab (inventories/lab-fleet) on its own, with the main lab down: its fault
-# measurements, run while the main lab was up beside it, failed where they pass alone.
+# Root: the two-router fleet lab (inventories/lab-fleet) on its own, after the main lab is down (less
+# load on its fault timings). Its probes run a script of the checkout inside the fleet's hosts: a
+# checkout under /tmp (their own /tmp) cannot run it.
 fleet-test: collection
 	$(PYTEST) --durations=15 tests/topology/test_fleet.py
 
