@@ -27,20 +27,13 @@ DEFAULT_RULE = "default"
 REFUSED_RULE = "refused"
 
 # Envoy type URLs, written once.
-_PORT_INPUT = {"name": "destination_port", "typed_config": {
-    "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DestinationPortInput"}}
 # The client: the socket's peer, never a header (X-Forwarded-For).
 _SOURCE_INPUT = {"name": "source_ip", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DirectSourceIPInput"}}
 _IP_INPUT = {"name": "destination_ip", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput"}}
-_SNI_INPUT = {"name": "server_name", "typed_config": {
-    "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.ServerNameInput"}}
-_HOST_INPUT = {"name": "host", "typed_config": {
-    "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput", "header_name": ":authority"}}
 _IP_MATCHER = "type.googleapis.com/envoy.extensions.matching.input_matchers.ip.v3.Ip"
 _RBAC_ACTION = "type.googleapis.com/envoy.config.rbac.v3.Action"
-_CHAIN_ACTION = "type.googleapis.com/google.protobuf.StringValue"
 
 
 def _host_ok(host):
@@ -151,22 +144,6 @@ def _named(rules):
     return result
 
 
-def host_regex(host, with_port):
-    """RE2 pattern for a Host header (``with_port``: may carry ``:port``) or an SNI.
-
-    Names compare as servers compare them: ``www.example.com`` matches that name in any case, with
-    or without the trailing dot of a fully qualified name, and (Host) with any port or an empty one
-    (``www.example.com.:80``, ``www.example.com:``). ``*.example.com`` matches any name that ends in
-    ``.example.com`` (one label or more before it), never ``example.com`` itself. A bracketed IPv6
-    literal or an IPv4 address never matches: rules hold names only (see ``_is_address``).
-    """
-    if host.startswith("*."):
-        body = r"[^:/\[\]]+\." + re.escape(host[2:])
-    else:
-        body = re.escape(host)
-    return "(?i)^" + body + r"\.?" + (r"(:[0-9]*)?$" if with_port else "$")
-
-
 def _single(data_input, value_match=None, custom=None):
     predicate = {"input": data_input}
     if custom is not None:
@@ -174,25 +151,6 @@ def _single(data_input, value_match=None, custom=None):
     else:
         predicate["value_match"] = value_match
     return {"single_predicate": predicate}
-
-
-def _any_of(predicates):
-    return predicates[0] if len(predicates) == 1 else {"or_matcher": {"predicate": predicates}}
-
-
-def _predicate(rule, port, name_input, with_port):
-    """The Envoy predicate of one rule on one port (its ports were checked when it was chosen)."""
-    parts = [_single(_PORT_INPUT, {"exact": str(port)})]
-    for key, data_input, suffix in (("sources", _SOURCE_INPUT, "_sources"), ("networks", _IP_INPUT, "")):
-        if rule[key]:
-            parts.append(_single(data_input, custom={"name": "ip", "typed_config": {
-                "@type": _IP_MATCHER, "stat_prefix": "policy_%s%s" % (rule["name"].replace(".", "_"), suffix),
-                "cidr_ranges": [{"address_prefix": str(n.network_address), "prefix_len": n.prefixlen}
-                                for n in rule[key]]}}))
-    if rule["hosts"]:
-        parts.append(_any_of([_single(name_input, {"safe_regex": {"google_re2": {}, "regex": host_regex(h, with_port)}})
-                              for h in rule["hosts"]]))
-    return parts[0] if len(parts) == 1 else {"and_matcher": {"predicate": parts}}
 
 
 def _applies(rule, port, mode):
@@ -205,16 +163,230 @@ def _applies(rule, port, mode):
     return not (rule["hosts"] and mode == "l4")
 
 
+def _covers(pattern, name):
+    """Whether the hosts entry ``pattern`` matches every name the entry ``name`` stands for (an exact
+    name, or a wildcard standing for its subdomains): itself, or a wildcard over one of its suffixes."""
+    if pattern == name:
+        return True
+    if not pattern.startswith("*."):
+        return False
+    suffix = pattern[1:]  # ".example.com"
+    body = name[2:] if name.startswith("*.") else name
+    return ("." + body).endswith(suffix) and ("." + body) != suffix
+
+
+def _covering(name, by_pattern):
+    """The indices of the rules whose hosts cover ``name``: its own entry and each wildcard over a
+    suffix of it, found by lookup (never by scanning every rule)."""
+    found = set(by_pattern.get(name, ()))
+    labels = (name[2:] if name.startswith("*.") else name).split(".")
+    for start in range(1, len(labels)):
+        found.update(by_pattern.get("*." + ".".join(labels[start:]), ()))
+    return found
+
+
+def _name_cells(rules):
+    """Each name the rules list (in order of appearance) with the rules that can match it, in policy
+    order: those whose hosts cover it, and those that name no hosts at all."""
+    by_pattern, names = {}, {}
+    for index, rule in enumerate(rules):
+        for host in rule["hosts"]:
+            by_pattern.setdefault(host, []).append(index)
+            names.setdefault(host, None)
+    nameless = {index for index, rule in enumerate(rules) if not rule["hosts"]}
+    return {name: [rules[i] for i in sorted(_covering(name, by_pattern) | nameless)] for name in names}
+
+
+def _domains(names):
+    """A virtual host's (or filter chain's) names as Envoy compares them: each also with the
+    trailing dot of a fully qualified name, which servers read as the same name."""
+    return [form for name in names for form in (name, name + ".")]
+
+
+def _rbac_action(rule):
+    return {"action": {"name": rule["name"], "typed_config": {
+        "@type": _RBAC_ACTION, "name": rule["name"], "action": rule["action"].upper()}}}
+
+
+def _address_predicate(rule):
+    """The rule's sources and networks as one predicate, or None when it names neither."""
+    parts = []
+    for key, data_input, suffix in (("sources", _SOURCE_INPUT, "_sources"), ("networks", _IP_INPUT, "")):
+        if rule[key]:
+            parts.append(_single(data_input, custom={"name": "ip", "typed_config": {
+                "@type": _IP_MATCHER, "stat_prefix": "policy_%s%s" % (rule["name"].replace(".", "_"), suffix),
+                "cidr_ranges": [{"address_prefix": str(n.network_address), "prefix_len": n.prefixlen}
+                                for n in rule[key]]}}))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"and_matcher": {"predicate": parts}}
+
+
+def _rbac_tree(rules, default_rule):
+    """An RBAC matcher over ``rules`` (already chosen by port and name), first match wins: a rule
+    that names no sources or networks ends the list (it matches whatever reaches it)."""
+    matchers = []
+    last = default_rule
+    for rule in rules:
+        predicate = _address_predicate(rule)
+        if predicate is None:
+            last = rule
+            break
+        matchers.append({"predicate": predicate, "on_match": _rbac_action(rule)})
+    tree = {"on_no_match": _rbac_action(last)}
+    if matchers:
+        tree["matcher_list"] = {"matchers": matchers}
+    return tree
+
+
+def _http_port(rules, default_rule):
+    """One HTTP port's policy: virtual hosts by name (Envoy finds a Host's by hash, then by the
+    longest wildcard suffix), each with the RBAC matcher of the rules that can match its names; the
+    catch-all (any other name, an address, no name) with the rules that name no hosts."""
+    groups = {}
+    for name, matching in _name_cells(rules).items():
+        groups.setdefault(tuple(r["name"] for r in matching), (matching, []))[1].append(name)
+    virtual_hosts = [{"name": "policy-%d" % number, "domains": _domains(names), "rbac": _rbac_tree(matching, default_rule)}
+                     for number, (matching, names) in enumerate(groups.values(), start=1)]
+    return {"virtual_hosts": virtual_hosts, "rbac": _rbac_tree([r for r in rules if not r["hosts"]], default_rule)}
+
+
+def _cells(networks):
+    """The cells Envoy's filter chain match sees: each distinct network, matched most specific first,
+    and None (an address in none of them)."""
+    unique = []
+    for network in networks:
+        if network not in unique:
+            unique.append(network)
+    return unique + [None]
+
+
+def _within(rule, key, cell):
+    """Whether every address of the cell (a network of the rule set, or None: outside all of them)
+    meets the rule's ``key`` (sources or networks)."""
+    if not rule[key]:
+        return True
+    return cell is not None and any(cell.version == n.version and cell.subnet_of(n) for n in rule[key])
+
+
+def _decided_cells(rules, default_rule, with_names):
+    """The rule that decides each cell Envoy's filter chain match tells apart: for each destination
+    cell, each name (and None: any other name, or none) with, per source cell, the first rule that
+    matches every address and name of the cell, else the default. Returns the source cells and
+    [(destination, [(name, [rule per source cell])])]."""
+    destinations = _cells([n for r in rules for n in r["networks"]])
+    sources = _cells([n for r in rules for n in r["sources"]])
+    names = list(_name_cells(rules).items()) if with_names else []
+    nameless = [r for r in rules if not r["hosts"]]
+    result = []
+    for destination in destinations:
+        by_name = []
+        for name, matching in names + [(None, nameless)]:
+            by_name.append((name, [next((r for r in matching if _within(r, "networks", destination)
+                                         and _within(r, "sources", source)), default_rule) for source in sources]))
+        result.append((destination, by_name))
+    return sources, result
+
+
+def _connection_port(rules, default_rule, port, chain_mode, mode):
+    """One L4 or TLS port's filter chains. Envoy's filter chain match takes the most specific
+    destination network, then the exact SNI or the longest wildcard, then the most specific source
+    network; each chain is one such cell (names grouped), decided by the policy's first rule that
+    matches it. A name whose decision does not depend on the source gets one chain for every
+    source; a destination where no name changes the decision lists no names."""
+    sources, cells = _decided_cells(rules, default_rule, chain_mode == "tls")
+    chains, taken = [], {}
+    for destination, by_name in cells:
+        decided = []
+        for name, by_source in by_name:
+            if all(rule is by_source[0] for rule in by_source):
+                decided.append((name, [(None, by_source[0])]))
+            else:
+                decided.append((name, list(zip(sources, by_source))))
+        if all(per_source == decided[-1][1] for _name, per_source in decided):
+            decided = decided[-1:]
+        groups = {}
+        for name, per_source in decided:
+            for source, rule in per_source:
+                key = (rule["name"], name is None, None if source is None else str(source))
+                groups.setdefault(key, (rule, source, []))[2].append(name)
+        for rule, source, cell_names in groups.values():
+            match = {"destination_port": port}
+            if destination is not None:
+                match["prefix_ranges"] = [_cidr(destination)]
+            if cell_names != [None]:
+                match["server_names"] = _domains(cell_names)
+            if source is not None:
+                match["direct_source_prefix_ranges"] = [_cidr(source)]
+            base = "%s-%d-%s" % (chain_mode, port, rule["name"])
+            taken[base] = taken.get(base, 0) + 1
+            denied = rule["action"] == "deny"
+            chains.append({"name": base if taken[base] == 1 else "%s-%d" % (base, taken[base]), "port": port,
+                           "mode": chain_mode, "rule": rule["name"], "decision": "denied" if denied else "allowed",
+                           "deny": denied and mode == "enforce", "match": match})
+    return chains
+
+
+def _ss_cell(key, cell, networks):
+    """An ss filter for the addresses of one cell (``key`` src: the original destination, the
+    accepted socket's local address under TPROXY; dst: the client): in the cell's network and in
+    none of the more specific networks that are cells of their own."""
+    inner = [n for n in networks if n != cell and n.version == getattr(cell, "version", n.version)
+             and (cell is None or n.subnet_of(cell))]
+    parts = [] if cell is None else ["%s %s" % (key, cell)]
+    if inner:
+        parts.append("not ( %s )" % " or ".join("%s %s" % (key, n) for n in inner))
+    return " and ".join(parts)
+
+
+def _close_filter(rules, default_rule, port, with_names):
+    """An ss filter (iproute2) for Envoy's accepted connections on ``port`` that the policy denies
+    whatever their name: the addresses of every cell whose rule denies for every name. None when
+    no such cell exists."""
+    sources, cells = _decided_cells(rules, default_rule, with_names)
+    destinations = [d for d, _cells in cells if d is not None]
+    source_networks = [s for s in sources if s is not None]
+    found = []
+    for destination, by_name in cells:
+        denied = [all(by_source[index]["action"] == "deny" for _name, by_source in by_name)
+                  for index in range(len(sources))]
+        # Every client denied there: the destination alone.
+        for source in [None] if all(denied) else [s for s, d in zip(sources, denied) if d]:
+            cell = " and ".join(part for part in (_ss_cell("src", destination, destinations),
+                                                  _ss_cell("dst", source, source_networks if not all(denied) else []))
+                                if part)
+            found.append("( %s )" % cell if cell else "")
+    if not found:
+        return None
+    if "" in found:
+        return "sport = :%d" % port
+    return "sport = :%d and ( %s )" % (port, " or ".join(found))
+
+
+def _cidr(network):
+    return {"address_prefix": str(network.network_address), "prefix_len": network.prefixlen}
+
+
 def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4_ports=(), tls_ports=()):
-    """Envoy's side of the policy: the listener's filter chains and matcher, and each HTTP port's RBAC matcher.
+    """Envoy's side of the policy: the listener's filter chains, and each HTTP port's virtual hosts.
+
+    Names are looked up, never scanned: Envoy finds a Host's virtual host and an SNI's filter chain
+    by hash (the exact name), then by the longest wildcard suffix; what is left to evaluate per
+    request is the few rules that can match that name (their sources and networks).
 
     Returns a dict:
-      chains: list of {name, port, mode (http|l4|tls), rule, decision (allowed|denied), deny (bool)}
-        one chain per HTTP port; per L4/TLS port one per rule that applies there, then the default.
-        ``deny`` is true when the chain refuses connections (enforce mode, deny decision).
-      filter_chain_matcher: the listener's matcher, destination port first, then the rules in order.
-      http_rbac: {port: RBAC matcher}, only when a policy is set (rules, or a default of deny).
+      chains: list of {name, port, mode (http|l4|tls), rule, decision (allowed|denied), deny (bool),
+        match (Envoy's filter_chain_match)}: one chain per HTTP port; per L4/TLS port one per cell
+        of destination network, SNI names and source network that Envoy's match tells apart, each
+        decided by the first rule that matches it, else the default. ``deny`` is true when the
+        chain refuses connections (enforce mode, deny decision).
+      http: {port: {virtual_hosts: [{name, domains, rbac}], rbac}}, only when a policy is set
+        (rules, or a default of deny): ``rbac`` is an RBAC matcher, the port's own for the
+        catch-all virtual host (any other name).
       active: whether any policy is set.
+      close: ss filters (iproute2), one per port where the policy denies some addresses whatever the
+        name: Envoy's accepted connections there (local address: the original destination; peer:
+        the client) that the role closes after a change (enforce mode; empty in monitor mode).
       forward: whether forwarded traffic is policed (router_policy_forward has its rules).
       forward_drop_rest: whether the forward chain drops, after the policy of the forward sources, what
         no earlier rule accepted (default deny, enforce mode).
@@ -227,49 +399,26 @@ def router_policy_plan(rules, default="allow", mode="enforce", http_ports=(), l4
     active = bool(named) or default == "deny"
     default_rule = {"name": DEFAULT_RULE, "action": default, "hosts": [], "networks": [], "ports": [], "protocol": None,
                     "sources": []}
-    chains, port_map, http_rbac = [], {}, {}
-
-    def chain_action(name):
-        return {"action": {"name": "filter_chain", "typed_config": {"@type": _CHAIN_ACTION, "value": name}}}
-
+    chains, http, close = [], {}, []
     for port in http_ports:
         port = port_number(port)
-        name = "http-%d" % port
-        chains.append({"name": name, "port": port, "mode": "http", "rule": None, "decision": None, "deny": False})
-        port_map[str(port)] = chain_action(name)
+        if active and mode == "enforce":
+            close.append(_close_filter([r for r in named if _applies(r, port, "http")], default_rule, port, True))
+        chains.append({"name": "http-%d" % port, "port": port, "mode": "http", "rule": None, "decision": None,
+                       "deny": False, "match": {"destination_port": port}})
         if active:
-            matchers = [{"predicate": _predicate(rule, port, _HOST_INPUT, True),
-                         "on_match": {"action": {"name": rule["name"], "typed_config": {
-                             "@type": _RBAC_ACTION, "name": rule["name"], "action": rule["action"].upper()}}}}
-                        for rule in named if _applies(rule, port, "http")]
-            tree = {"on_no_match": {"action": {"name": DEFAULT_RULE, "typed_config": {
-                "@type": _RBAC_ACTION, "name": DEFAULT_RULE, "action": default.upper()}}}}
-            if matchers:
-                tree["matcher_list"] = {"matchers": matchers}
-            http_rbac[port] = tree
+            http[port] = _http_port([r for r in named if _applies(r, port, "http")], default_rule)
     for chain_mode, ports in (("l4", l4_ports), ("tls", tls_ports)):
         for port in ports:
             port = port_number(port)
-            matchers = []
-            on_no_match = None
-            for rule in [r for r in named if _applies(r, port, chain_mode)] + [default_rule]:
-                denied = rule["action"] == "deny"
-                name = "%s-%d-%s" % (chain_mode, port, rule["name"])
-                chains.append({"name": name, "port": port, "mode": chain_mode, "rule": rule["name"],
-                               "decision": "denied" if denied else "allowed", "deny": denied and mode == "enforce"})
-                if rule is default_rule:
-                    on_no_match = chain_action(name)
-                else:
-                    matchers.append({"predicate": _predicate(rule, port, _SNI_INPUT, False), "on_match": chain_action(name)})
-            if matchers:
-                port_map[str(port)] = {"matcher": {"matcher_list": {"matchers": matchers}, "on_no_match": on_no_match}}
-            else:
-                port_map[str(port)] = on_no_match
-    matcher = {"matcher_tree": {"input": _PORT_INPUT, "exact_match_map": {"map": port_map}}}
+            applying = [r for r in named if _applies(r, port, chain_mode)]
+            chains += _connection_port(applying, default_rule, port, chain_mode, mode)
+            if mode == "enforce":
+                close.append(_close_filter(applying, default_rule, port, chain_mode == "tls"))
     # Forwarded traffic (what is not intercepted) is policed too when a rule can match it (one without
     # hosts) or the default denies: router_policy_forward gives its rules.
     forward = default == "deny" or any(not rule["hosts"] for rule in named)
-    return {"chains": chains, "filter_chain_matcher": matcher, "http_rbac": http_rbac, "active": active,
+    return {"chains": chains, "http": http, "active": active, "close": [f for f in close if f],
             "forward": forward, "forward_drop_rest": default == "deny" and mode == "enforce"}
 
 

@@ -62,6 +62,7 @@ HCM = _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConn
 TCP_PROXY = _T + "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 ROUTER = _T + "envoy.extensions.filters.http.router.v3.Router"
 RBAC = _T + "envoy.extensions.filters.http.rbac.v3.RBAC"
+RBAC_PER_ROUTE = _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
 PRESERVE_CASE = {"name": "preserve_case", "typed_config": {
     "@type": _T + "envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig"}}
 
@@ -559,7 +560,6 @@ def _http_chain(s, port, policy):
     the server and the client see what the direct path carries. No request id, no x-envoy-*
     headers, the server's own Server header, header names in their original case both ways,
     HTTP/1.0 and upgrades passed on, 100-continue from the server, no route timeout."""
-    enforce = policy["active"] and s["router_policy_mode"] == "enforce"
     # Envoy always sets X-Forwarded-Proto. One trusted hop keeps a client's own value; a request
     # that came without one is routed to a route that removes Envoy's.
     routes = [
@@ -568,10 +568,25 @@ def _http_chain(s, port, policy):
         {"match": {"prefix": "/"}, "route": {"cluster": "original_destination", "timeout": "0s"},
          "request_headers_to_remove": ["x-tproxy-envoy-client-xfp"]},
     ]
-    virtual_host = {"name": "any", "domains": ["*"], "routes": routes}
+    enforce = policy["active"] and s["router_policy_mode"] == "enforce"
+    port_policy = policy["http"].get(port)
+    route_config = {"name": "original_destination", "virtual_hosts": []}
+    if port_policy:
+        # router_policy by name: Envoy picks the virtual host of a Host by hash (the exact name),
+        # then by its longest wildcard suffix, else the catch-all; each name's virtual host carries
+        # the RBAC matcher of the few rules that can match it. Hosts compare without their port
+        # (an empty one too) and in any case; a trailing dot is among each virtual host's domains.
+        route_config["ignore_port_in_host_matching"] = True
+        for entry in port_policy["virtual_hosts"]:
+            route_config["virtual_hosts"].append({
+                # The same routes object: the YAML names it once and refers to it (an alias).
+                "name": entry["name"], "domains": entry["domains"], "routes": routes,
+                "typed_per_filter_config": {"envoy.filters.http.rbac": {
+                    "@type": RBAC_PER_ROUTE, "rbac": _rbac(entry["rbac"], enforce)}}})
+    route_config["virtual_hosts"].append({"name": "any", "domains": ["*"], "routes": routes})
     if _bool(s["router_envoy_evidence_headers"]):
         # Opt-in evidence of the hop (router_envoy_evidence_headers): what Envoy saw.
-        virtual_host["request_headers_to_add"] = [
+        route_config["request_headers_to_add"] = [
             {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
             for key, value in (("x-request-downstream-local", "%DOWNSTREAM_LOCAL_ADDRESS%"),
                                ("x-request-downstream-remote", "%DOWNSTREAM_REMOTE_ADDRESS%"),
@@ -590,7 +605,7 @@ def _http_chain(s, port, policy):
                                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "keep_empty_value": False}}])],
         # No route timeout: a proxy the client does not know about must not cut long requests
         # that a direct connection would allow.
-        "route_config": {"name": "original_destination", "virtual_hosts": [virtual_host]},
+        "route_config": route_config,
     }
     if enforce:
         # A request the policy denies gets 403 from Envoy with a body that names the policy.
@@ -611,18 +626,23 @@ def _http_chain(s, port, policy):
     hcm.update(log)
     filters = []
     if policy["active"]:
-        # router_policy, first match wins (Host, original destination address and port). The shadow
-        # matcher is the same policy in both modes: its result and rule are what the access log
-        # reports; in enforce mode the matcher also denies.
-        rbac = {"@type": RBAC}
-        if enforce:
-            rbac["matcher"] = policy["http_rbac"][port]
-        rbac["shadow_matcher"] = policy["http_rbac"][port]
-        filters.append({"name": "envoy.filters.http.rbac", "typed_config": rbac})
+        # The catch-all virtual host's rules (those naming no hosts, then the default); a name's
+        # virtual host replaces them with its own.
+        filters.append({"name": "envoy.filters.http.rbac",
+                        "typed_config": dict({"@type": RBAC}, **_rbac(port_policy["rbac"], enforce))})
     filters.append(_typed("envoy.filters.http.router", ROUTER, suppress_envoy_headers=True,
                           dynamic_stats=_bool(s["router_envoy_dynamic_stats"])))
     hcm["http_filters"] = filters
     return [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
+
+
+def _rbac(matcher, enforce):
+    """The RBAC filter's matchers for one policy matcher. The shadow matcher is the same policy in
+    both modes: its result and rule are what the access log reports; in enforce mode the matcher
+    also denies. Each is evaluated once per request, over the rules of the request's name only."""
+    rbac = {"matcher": matcher} if enforce else {}
+    rbac["shadow_matcher"] = matcher
+    return rbac
 
 
 def _tcp_chain(s, chain):
@@ -666,17 +686,14 @@ def _tproxy_listener(s, ports, host, policy):
         filters.append(inspector)
     listener["listener_filters"] = filters
     # The filter chain of each connection is chosen when it is accepted, by its original
-    # destination port; with a router_policy, on L4 and TLS ports, then by the first rule that
-    # matches its destination address and SNI, else the default. A connection to a port that is
-    # not intercepted (someone dialling the listener itself) matches nothing and is closed: Envoy
-    # never connects to itself.
-    if policy["active"]:
-        listener["filter_chain_matcher"] = policy["filter_chain_matcher"]
+    # destination port; with a router_policy, on L4 and TLS ports, then by its destination network,
+    # SNI (exact by hash, then the longest wildcard) and source network, each chain decided by the
+    # policy's first matching rule (plugins/filter/router_policy.py). A connection to a port that
+    # is not intercepted (someone dialling the listener itself) matches nothing and is closed:
+    # Envoy never connects to itself.
     chains = []
     for chain in policy["chains"]:
-        entry = {"name": chain["name"]}
-        if not policy["active"]:
-            entry["filter_chain_match"] = {"destination_port": chain["port"]}
+        entry = {"name": chain["name"], "filter_chain_match": chain["match"]}
         entry["filters"] = _http_chain(s, chain["port"], policy) if chain["mode"] == "http" else _tcp_chain(s, chain)
         chains.append(entry)
     listener["filter_chains"] = chains

@@ -211,8 +211,7 @@ def no_upstream_header_filter(config):
 def no_added_headers(config):
     """Drop the route's added request headers (the opt-in evidence headers: cost only)."""
     for hcm in _hcms(config):
-        for vhost in hcm["route_config"]["virtual_hosts"]:
-            vhost.pop("request_headers_to_add", None)
+        hcm["route_config"].pop("request_headers_to_add", None)
 
 
 def no_stats(config):

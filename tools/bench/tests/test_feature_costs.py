@@ -3,7 +3,6 @@ port; what the bench renders for them, what it sends, and how it reports them.""
 
 import datetime
 import os
-import re
 
 import pytest
 from cryptography import x509
@@ -98,17 +97,18 @@ def test_the_default_render_logs_to_a_file_and_the_log_off_render_logs_nothing(r
     assert_envoy_accepts(os.path.join(role_renders["envoy-log-off"], "envoy-static.yaml"))
 
 
-def test_the_policy_render_checks_100_host_rules_in_order_on_the_http_ports(role_renders):
+def test_the_policy_render_looks_up_100_host_rules_by_name_on_the_http_ports(role_renders):
     listener = _listener(role_renders["envoy-policy"])
     chain = next(c for c in listener["filter_chains"] if c["name"] == f"http-{paths.STATIC_PORT}")
-    rbac = next(f for f in chain["filters"][0]["typed_config"]["http_filters"]
-                if f["name"] == "envoy.filters.http.rbac")["typed_config"]
-    matchers = rbac["matcher"]["matcher_list"]["matchers"]
-    assert len(matchers) == 100
-    assert matchers[-1]["on_match"]["action"]["name"] == "site-100"
-    host = matchers[-1]["predicate"]["and_matcher"]["predicate"][1]["single_predicate"]
-    regex = host["value_match"]["safe_regex"]["regex"]
-    assert re.match(regex, f"{paths.policy_host()}:{paths.STATIC_PORT}") and not re.match(regex, "site-099.example.com")
+    hcm = chain["filters"][0]["typed_config"]
+    hosts = hcm["route_config"]["virtual_hosts"]
+    # One virtual host per rule, then the catch-all; Envoy finds the Host's by hash.
+    assert len(hosts) == 101 and hosts[-1]["domains"] == ["*"]
+    last = next(vh for vh in hosts if paths.policy_host() in vh["domains"])
+    per_host = last["typed_per_filter_config"]["envoy.filters.http.rbac"]["rbac"]
+    assert per_host["matcher"]["on_no_match"]["action"]["name"] == "site-100"
+    assert "matcher_list" not in per_host["matcher"], "nothing but the Host's own rule is evaluated"
+    rbac = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.rbac")["typed_config"]
     assert rbac["matcher"]["on_no_match"]["action"]["typed_config"]["action"] == "DENY"
     assert_envoy_accepts(os.path.join(role_renders["envoy-policy"], "envoy-static.yaml"))
 

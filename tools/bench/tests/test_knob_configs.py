@@ -65,7 +65,7 @@ def test_only_the_evidence_render_adds_headers_to_the_traffic(role_renders):
         cluster = config["static_resources"]["clusters"][0]
         upstream = cluster["typed_extension_protocol_options"][
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].get("http_filters", [])
-        return (sorted(h["header"]["key"] for h in hcm["route_config"]["virtual_hosts"][0].get(
+        return (sorted(h["header"]["key"] for h in hcm["route_config"].get(
             "request_headers_to_add", [])), [f["name"] for f in upstream])
 
     assert added("l7") == ([], [])

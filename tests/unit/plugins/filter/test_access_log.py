@@ -10,7 +10,7 @@ import json
 
 import pytest
 # The walk through Envoy's matchers that the router policy's own tests use.
-from ansible_collections.tproxy.envoy.tests.unit.plugins.filter.test_router_policy import _holds, chain_of
+from ansible_collections.tproxy.envoy.tests.unit.plugins.filter.test_router_policy import chain_of, rbac_of
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tproxy.envoy.plugins.filter.access_log import access_log_policy, access_log_report
@@ -105,10 +105,8 @@ def decide(plan, entry):
     """allowed or denied: what the router, given ``plan``, does to the request or connection ``entry``."""
     port = entry["destination_port"]
     if entry["mode"] == "http":
-        inputs = {"destination_port": str(port), "destination_ip": entry["destination_address"], "host": entry["host"]}
-        tree = plan["http_rbac"][port]
-        action = next((m["on_match"] for m in tree.get("matcher_list", {}).get("matchers", [])
-                       if _holds(m["predicate"], inputs)), tree["on_no_match"])["action"]["typed_config"]["action"]
+        action = rbac_of(plan, port, entry["host"], destination_ip=entry["destination_address"],
+                         source_ip=entry["client_address"])[1]
         return "allowed" if action == "ALLOW" else "denied"
     name = chain_of(plan, port, destination_ip=entry["destination_address"], server_name=entry["sni"])
     return "denied" if next(c for c in plan["chains"] if c["name"] == name)["deny"] else "allowed"

@@ -1,12 +1,10 @@
 """router_policy: bad rules are refused naming the rule; good ones become Envoy matchers in order."""
 
-import re
-
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tproxy.envoy.plugins.filter.router_policy import (
-    host_regex, router_policy_forward, router_policy_plan, router_policy_problems)
+    router_policy_forward, router_policy_plan, router_policy_problems)
 
 PORTS = [80, 443, 5432]
 
@@ -58,53 +56,52 @@ def test_good_rules_have_no_problems_and_port_strings_count_as_ports():
     assert router_policy_problems([], PORTS) == []
 
 
-@pytest.mark.parametrize("pattern,name,with_port,matches", [
-    ("www.example.com", "www.example.com", True, True),
-    ("www.example.com", "WWW.Example.COM", True, True),
-    ("www.example.com", "www.example.com:8080", True, True),
-    ("www.example.com", "www.example.com:8080", False, False),
-    # Forms a server reads as the same name: a trailing dot, an empty port, both.
-    ("www.example.com", "www.example.com.", True, True),
-    ("www.example.com", "www.example.com.", False, True),
-    ("www.example.com", "www.example.com:", True, True),
-    ("www.example.com", "WWW.example.COM.:80", True, True),
-    ("www.example.com", "www.example.com:", False, False),
-    ("www.example.com", "www.example.com..", True, False),
-    ("*.example.com", "A.Example.com.:8080", True, True),
-    ("*.example.com", "a.example.com.", False, True),
-    ("*.example.com", "example.com.", True, False),
-    # Address literals never match a name.
-    ("*.example.com", "[2001:db8::1].example.com", True, False),
-    ("www.example.com", "wwwXexample.com", True, False),
-    ("www.example.com", "a.www.example.com", True, False),
-    ("*.example.com", "a.example.com", False, True),
-    ("*.example.com", "a.b.example.com", False, True),
-    ("*.example.com", "example.com", False, False),
-    ("*.example.com", "a.example.com.evil.example.net", False, False),
-    ("*.example.com", "aexample.com", False, False),
-])
-def test_host_patterns_match_exact_names_and_wildcard_subdomains(pattern, name, with_port, matches):
-    regex = host_regex(pattern, with_port)
-    assert regex.startswith("(?i)^")
-    # RE2 and Python read the same syntax here.
-    assert bool(re.match(regex, name)) is matches
+def _in(address, ranges):
+    import ipaddress
+    value = ipaddress.ip_address(address)
+    return [r["prefix_len"] for r in ranges
+            if value.version == ipaddress.ip_address(r["address_prefix"]).version
+            and value in ipaddress.ip_network("%s/%d" % (r["address_prefix"], r["prefix_len"]))]
 
 
-def chain_of(plan, port, **inputs):
-    """Walk the listener matcher as Envoy would for a connection (first match wins)."""
-    node = plan["filter_chain_matcher"]["matcher_tree"]["exact_match_map"]["map"].get(str(port))
-    if node is None:
-        return None
-    if "action" in node:
-        return node["action"]["typed_config"]["value"]
-    for matcher in node["matcher"]["matcher_list"]["matchers"]:
-        if _holds(matcher["predicate"], dict(inputs, destination_port=str(port))):
-            return matcher["on_match"]["action"]["typed_config"]["value"]
-    return node["matcher"]["on_no_match"]["action"]["typed_config"]["value"]
+def _most_specific(candidates, key, address):
+    """Envoy's filter chain match on one address field: the chains whose ranges hold the address
+    with the longest prefix, else those that name no ranges."""
+    best, found = -1, []
+    for chain in candidates:
+        lengths = _in(address, chain["match"][key]) if address and chain["match"].get(key) else []
+        if lengths and max(lengths) > best:
+            best, found = max(lengths), [chain]
+        elif lengths and max(lengths) == best:
+            found.append(chain)
+    return found or [c for c in candidates if not c["match"].get(key)]
+
+
+def _wildcards(name):
+    """A name's exact form, then each wildcard over one of its suffixes, longest first (as Envoy
+    looks up virtual host domains and filter chain server names)."""
+    labels = name.split(".")
+    return [name] + ["*." + ".".join(labels[i:]) for i in range(1, len(labels))]
+
+
+def chain_of(plan, port, server_name=None, destination_ip=None, source_ip=None):
+    """The filter chain Envoy picks for a connection (FilterChainMatch: destination port, the most
+    specific destination network, the exact SNI then the longest wildcard, the most specific
+    direct source network); None when no chain matches (Envoy closes the connection)."""
+    candidates = [c for c in plan["chains"] if c["match"]["destination_port"] == port]
+    candidates = _most_specific(candidates, "prefix_ranges", destination_ip)
+    named = []
+    for form in _wildcards(server_name.lower()) if server_name else []:
+        named = [c for c in candidates if form in c["match"].get("server_names", [])]
+        if named:
+            break
+    candidates = named or [c for c in candidates if not c["match"].get("server_names")]
+    candidates = _most_specific(candidates, "direct_source_prefix_ranges", source_ip)
+    assert len(candidates) <= 1, "two filter chains match alike: Envoy refuses such a listener"
+    return candidates[0]["name"] if candidates else None
 
 
 def _holds(predicate, inputs):
-    import ipaddress
     if "and_matcher" in predicate:
         return all(_holds(p, inputs) for p in predicate["and_matcher"]["predicate"])
     if "or_matcher" in predicate:
@@ -113,14 +110,31 @@ def _holds(predicate, inputs):
     value = inputs.get(single["input"]["name"])
     if value is None:
         return False
-    if "custom_match" in single:
-        ranges = single["custom_match"]["typed_config"]["cidr_ranges"]
-        return any(ipaddress.ip_address(value) in ipaddress.ip_network("%s/%d" % (r["address_prefix"], r["prefix_len"]))
-                   for r in ranges)
-    match = single["value_match"]
-    if "exact" in match:
-        return value == match["exact"]
-    return re.match(match["safe_regex"]["regex"], value) is not None
+    return bool(_in(value, single["custom_match"]["typed_config"]["cidr_ranges"]))
+
+
+def virtual_host_of(plan, port, host):
+    """The policy's virtual host Envoy picks for a Host header (the port ignored, an empty one too;
+    any case; exact domain by hash, then the longest wildcard suffix), or None for the catch-all."""
+    if host is None:
+        return None
+    if host.rfind(":") > host.rfind("]"):
+        host = host[:host.rfind(":")]
+    domains = {d: vh for vh in plan["http"][port]["virtual_hosts"] for d in vh["domains"]}
+    if host.endswith("."):
+        forms = [f + "." for f in _wildcards(host[:-1].lower())] if len(host) > 1 else []
+    else:
+        forms = _wildcards(host.lower())
+    return next((domains[f] for f in forms if f in domains), None)
+
+
+def rbac_of(plan, port, host, **inputs):
+    """(rule, ALLOW|DENY): the RBAC action of a request (its virtual host's matcher, first match wins)."""
+    vh = virtual_host_of(plan, port, host)
+    tree = vh["rbac"] if vh else plan["http"][port]["rbac"]
+    action = next((m["on_match"] for m in tree.get("matcher_list", {}).get("matchers", [])
+                   if _holds(m["predicate"], inputs)), tree["on_no_match"])["action"]
+    return action["name"], action["typed_config"]["action"]
 
 
 RULES = [
@@ -156,24 +170,91 @@ def test_monitor_mode_keeps_the_decisions_but_denies_nothing():
     assert not any(c["deny"] for c in plan["chains"])
 
 
-def test_http_ports_get_an_ordered_rbac_matcher_with_the_default_last():
+def rule_of(plan, port, **inputs):
+    """The rule that decides a connection (its filter chain's), or None without a chain."""
+    name = chain_of(plan, port, **inputs)
+    return next(c["rule"] for c in plan["chains"] if c["name"] == name) if name else None
+
+
+def test_http_ports_get_virtual_hosts_by_name_each_with_the_rules_of_its_names():
     plan = router_policy_plan(RULES, "allow", "enforce", [80, 8080], [], [])
-    tree = plan["http_rbac"][80]
-    actions = [(m["on_match"]["action"]["name"], m["on_match"]["action"]["typed_config"]["action"])
-               for m in tree["matcher_list"]["matchers"]]
-    # no-8443 and db name other ports: not on port 80's list.
-    assert actions == [("rule-2", "ALLOW")]
-    assert tree["on_no_match"]["action"]["typed_config"] == {
-        "@type": "type.googleapis.com/envoy.config.rbac.v3.Action", "name": "default", "action": "ALLOW"}
-    first = tree["matcher_list"]["matchers"][0]["predicate"]
-    assert _holds(first, {"destination_port": "80", "host": "www.example.com:80"})
-    assert not _holds(first, {"destination_port": "80", "host": "www.example.org"})
+    hosts = plan["http"][80]["virtual_hosts"]
+    # no-8443 and db name other ports: not on port 80's lists.
+    assert [vh["domains"] for vh in hosts] == [["www.example.com", "www.example.com.", "*.example.net", "*.example.net."]]
+    assert hosts[0]["rbac"] == {"on_no_match": {"action": {"name": "rule-2", "typed_config": {
+        "@type": "type.googleapis.com/envoy.config.rbac.v3.Action", "name": "rule-2", "action": "ALLOW"}}}}
+    assert plan["http"][80]["rbac"]["on_no_match"]["action"]["typed_config"]["action"] == "ALLOW"
+    assert plan["http"][80]["rbac"]["on_no_match"]["action"]["name"] == "default"
+    for host in ("www.example.com", "WWW.Example.COM:80", "www.example.com.", "www.example.com:", "api.example.net.:8080",
+                 "a.b.example.net"):
+        assert rbac_of(plan, 80, host) == ("rule-2", "ALLOW"), host
+    for host in ("www.example.org", "example.net", "192.0.2.7", "[2001:db8::7]:80", "x.www.example.com", None):
+        assert rbac_of(plan, 80, host) == ("default", "ALLOW"), host
+
+
+def test_a_name_gets_every_rule_that_covers_it_in_policy_order():
+    rules = [{"name": "guests", "action": "deny", "sources": ["198.51.100.0/24"]},
+             {"name": "api-only", "action": "allow", "hosts": ["api.example.com"], "networks": ["203.0.113.0/24"]},
+             {"name": "not-b", "action": "deny", "hosts": ["*.b.example.com"]},
+             {"name": "example", "action": "allow", "hosts": ["*.example.com"]},
+             {"name": "api", "action": "deny", "hosts": ["api.example.com"]}]
+    plan = router_policy_plan(rules, "deny", "enforce", [80], [], [443])
+    client, guest = {"source_ip": "192.0.2.10"}, {"source_ip": "198.51.100.10"}
+    cases = [("api.example.com", "203.0.113.5", "api-only"), ("api.example.com", "192.0.2.80", "example"),
+             ("x.b.example.com", "192.0.2.80", "not-b"), ("b.example.com", "192.0.2.80", "example"),
+             ("www.example.com", "192.0.2.80", "example"), ("example.com", "192.0.2.80", "default")]
+    for name, destination, rule in cases:
+        assert rbac_of(plan, 80, name, destination_ip=destination, **client)[0] == rule, name
+        assert rbac_of(plan, 80, name, destination_ip=destination, **guest)[0] == "guests", name
+        assert rule_of(plan, 443, server_name=name, destination_ip=destination, **client) == rule, name
+        assert rule_of(plan, 443, server_name=name, destination_ip=destination, **guest) == "guests", name
+    assert rule_of(plan, 443, destination_ip="203.0.113.5", **client) == "default", "no SNI"
+
+
+def test_ten_thousand_names_are_looked_up_not_listed_in_every_request():
+    rules = [{"name": "site-%05d" % i, "action": "allow", "hosts": ["site-%05d.example.com" % i]} for i in range(10000)]
+    rules.append({"name": "lab", "action": "deny", "networks": ["203.0.113.0/24"]})
+    plan = router_policy_plan(rules, "deny", "enforce", [80], [], [443])
+    hosts = plan["http"][80]["virtual_hosts"]
+    assert len(hosts) == 10000 and all(len(vh["domains"]) == 2 for vh in hosts)
+    # What a request evaluates after the lookup: its own rule, and the rules that name no hosts.
+    assert max(len(vh["rbac"].get("matcher_list", {}).get("matchers", [])) for vh in hosts) == 0
+    assert rbac_of(plan, 80, "site-09999.example.com.:80", destination_ip="192.0.2.80") == ("site-09999", "ALLOW")
+    assert rbac_of(plan, 80, "site-10000.example.com", destination_ip="192.0.2.80") == ("default", "DENY")
+    assert rbac_of(plan, 80, "other.example", destination_ip="203.0.113.80") == ("lab", "DENY")
+    assert rule_of(plan, 443, server_name="SITE-00042.example.com", destination_ip="192.0.2.80") == "site-00042"
+    assert rule_of(plan, 443, server_name="site-00042.example.com", destination_ip="203.0.113.80") == "site-00042"
+    assert rule_of(plan, 443, server_name="other.example", destination_ip="203.0.113.80") == "lab"
+    one_rule = router_policy_plan([{"name": "allowlist", "action": "allow",
+                                    "hosts": ["site-%05d.example.com" % i for i in range(10000)]}],
+                                  "deny", "enforce", [80], [], [443])
+    assert len(one_rule["http"][80]["virtual_hosts"]) == 1
+    assert [c["name"] for c in one_rule["chains"]] == ["http-80", "tls-443-allowlist", "tls-443-default"]
+
+
+def test_the_connections_to_close_after_a_change_are_those_denied_whatever_the_name():
+    rules = [{"name": "never", "action": "deny", "networks": ["192.0.2.181/32", "2001:db8::181/128"]},
+             {"name": "cut", "action": "deny", "networks": ["192.0.2.0/24"], "sources": ["198.51.100.0/24"], "ports": [8081]},
+             {"name": "names", "action": "allow", "hosts": ["www.example.com"]},
+             {"name": "l4", "action": "allow", "ports": [8081]}]
+    close = router_policy_plan(rules, "deny", "enforce", [80], [8081], [443])["close"]
+    # Port 80 and 443: the default denies, but a name may be allowed: only never's addresses.
+    assert close[0] == "sport = :80 and ( ( src 192.0.2.181/32 ) or ( src 2001:db8::181/128 ) )"
+    assert close[2] == "sport = :443 and ( ( src 192.0.2.181/32 ) or ( src 2001:db8::181/128 ) )"
+    # 8081: never's addresses from anyone; the rest of 192.0.2.0/24 from 198.51.100.0/24 (the
+    # accepted socket's local address is the original destination, its peer the client).
+    assert close[1] == ("sport = :8081 and ( ( src 192.0.2.181/32 ) or ( src 2001:db8::181/128 ) or "
+                        "( src 192.0.2.0/24 and not ( src 192.0.2.181/32 ) and dst 198.51.100.0/24 ) )")
+    assert router_policy_plan([], "deny", "enforce", [80], [8081], [])["close"] == ["sport = :80", "sport = :8081"]
+    assert router_policy_plan(rules, "deny", "monitor", [80], [8081], [443])["close"] == [], "monitor mode closes nothing"
+    assert router_policy_plan([], "allow", "enforce", [80], [8081], [])["close"] == []
 
 
 def test_no_policy_means_no_rbac_and_one_chain_per_port():
     plan = router_policy_plan([], "allow", "enforce", [80], [5432], [443])
-    assert plan["active"] is False and plan["http_rbac"] == {}
+    assert plan["active"] is False and plan["http"] == {}
     assert [c["name"] for c in plan["chains"]] == ["http-80", "l4-5432-default", "tls-443-default"]
+    assert [c["match"] for c in plan["chains"]] == [{"destination_port": p} for p in (80, 5432, 443)]
     assert router_policy_plan([], "deny", "enforce", [80])["active"] is True
 
 
@@ -192,8 +273,11 @@ def test_rules_for_udp_and_icmp_and_forwarded_tcp_ports_never_reach_envoys_chain
              {"name": "ssh", "action": "allow", "protocol": "tcp", "ports": [22]},
              {"name": "db", "action": "allow", "protocol": "tcp", "ports": [5432]}]
     plan = router_policy_plan(rules, "deny", "enforce", [80], [5432], [])
-    assert [c["name"] for c in plan["chains"]] == ["http-80", "l4-5432-db", "l4-5432-default"]
-    assert plan["http_rbac"][80].get("matcher_list") is None, "no rule applies to port 80"
+    # db takes every connection to 5432: the default has no cell left there.
+    assert [c["name"] for c in plan["chains"]] == ["http-80", "l4-5432-db"]
+    assert plan["http"][80] == {"virtual_hosts": [], "rbac": {"on_no_match": {"action": {"name": "default", "typed_config": {
+        "@type": "type.googleapis.com/envoy.config.rbac.v3.Action", "name": "default", "action": "DENY"}}}}}, \
+        "no rule applies to port 80"
     assert plan["forward"] and plan["forward_drop_rest"]
 
 
@@ -288,15 +372,18 @@ SOURCE_RULES = [
 
 def test_a_rule_with_sources_matches_only_those_clients_at_envoy():
     plan = router_policy_plan(SOURCE_RULES, "deny", "enforce", [80], [], [443])
-    assert chain_of(plan, 443, server_name="www.example.com", source_ip="192.0.2.10",
-                    destination_ip="198.51.100.7") == "tls-443-lab-only"
-    assert chain_of(plan, 443, server_name="www.example.com", source_ip="198.51.100.20",
-                    destination_ip="198.51.100.7") == "tls-443-default"
-    first = plan["http_rbac"][80]["matcher_list"]["matchers"][0]["predicate"]
-    assert _holds(first, {"destination_port": "80", "host": "www.example.com", "source_ip": "2001:db8::10"})
-    assert not _holds(first, {"destination_port": "80", "host": "www.example.com", "source_ip": "2001:db8:1::10"})
-    source_input = first["and_matcher"]["predicate"][1]["single_predicate"]["input"]["typed_config"]["@type"]
+    assert rule_of(plan, 443, server_name="www.example.com", source_ip="192.0.2.10",
+                   destination_ip="198.51.100.7") == "lab-only"
+    assert rule_of(plan, 443, server_name="www.example.com", source_ip="198.51.100.20",
+                   destination_ip="198.51.100.7") == "default"
+    assert rbac_of(plan, 80, "www.example.com", source_ip="2001:db8::10") == ("lab-only", "ALLOW")
+    assert rbac_of(plan, 80, "www.example.com", source_ip="2001:db8:1::10") == ("default", "DENY")
+    first = plan["http"][80]["virtual_hosts"][0]["rbac"]["matcher_list"]["matchers"][0]["predicate"]
+    source_input = first["single_predicate"]["input"]["typed_config"]["@type"]
     assert source_input.endswith("DirectSourceIPInput"), "the socket's peer, never X-Forwarded-For"
+    source_match = [c["match"].get("direct_source_prefix_ranges") for c in plan["chains"] if c["rule"] == "lab-only"]
+    assert source_match == [[{"address_prefix": "192.0.2.0", "prefix_len": 25}],
+                            [{"address_prefix": "2001:db8::", "prefix_len": 64}]], "the socket's peer, never a header"
 
 
 def test_a_rule_with_sources_matches_only_those_clients_in_the_firewall():
