@@ -163,9 +163,9 @@ def per_request_table(counts, envoy, workdir):
                 if (count == 0 and shape != "one rule, all names") or (shape == "one rule per name" and count > 1000):
                     continue
                 row = per_request(count, shape, envoy, workdir, server.server_address[1])
-                print("| %d | %s | %s | %d | %d | %s |" % (count, shape if count else "no policy",
-                                                         "{:,.0f}".format(row["per_request"]), row["requests"],
-                                                         row["errors"], row["other_host"]))
+                cells = (count, shape if count else "no policy", "{:,.0f}".format(row["per_request"]),
+                         row["requests"], row["errors"], row["other_host"])
+                print("| %d | %s | %s | %d | %d | %s |" % cells)
                 sys.stdout.flush()
     finally:
         server.shutdown()
