@@ -104,8 +104,7 @@ topology-test: collection
 	$(PYTEST) --durations=15 tests/topology --ignore=tests/topology/test_fleet.py
 
 # Root: the two-router fleet lab (inventories/lab-fleet) on its own, after the main lab is down (less
-# load on its fault timings). Its probes run a script of the checkout inside the fleet's hosts: a
-# checkout under /tmp (their own /tmp) cannot run it.
+# load on its fault timings).
 fleet-test: collection
 	$(PYTEST) --durations=15 tests/topology/test_fleet.py
 

@@ -119,8 +119,10 @@ class Probe:
 
     def __init__(self, client, target, duration, interval=0.05, long=4):
         # A higher scheduling priority than the lab's daemons: the load generator's own delays are not the fleet's.
-        argv = ["nice", "-n", "-10", "nsenter", "-t", holder(client), "-m", "-n", "-u", "--", "python3", str(PROBE), "--target", target,
-                "--duration", str(duration), "--interval", str(interval), "--long", str(long)]
+        # The client's network only: the script is read from this checkout (a checkout under /tmp is not in
+        # the client's own /tmp).
+        argv = ["nice", "-n", "-10", "nsenter", "-t", holder(client), "-n", "--", sys.executable, str(PROBE),
+                "--target", target, "--duration", str(duration), "--interval", str(interval), "--long", str(long)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def result(self):
