@@ -16,7 +16,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "lab"))
 import inventory  # noqa: E402  pylint: disable=wrong-import-position
 
-LAB = inventory.load()
+# LAB_INVENTORY (as for tools/lab/lab.sh, which the lab fixture runs with this environment): the tests on
+# another lab of the same layout, beside the main one (its own lab_dir and namespace names).
+LAB_INVENTORY = os.environ.get("LAB_INVENTORY") or str(inventory.INVENTORY_DIR)
+LAB = inventory.load(pathlib.Path(LAB_INVENTORY))
 ADDR = LAB.addresses
 ADDR6 = LAB.addresses6  # empty in an IPv4-only lab
 ENGINES = LAB.engine_hosts
@@ -37,7 +40,7 @@ def sh(host, script, check=True, timeout=60, lab=None):
 
 
 def _playbook_argv(name, args):
-    return ["ansible-playbook", "-i", "inventories/lab", "playbooks/%s.yml" % name, *args]
+    return ["ansible-playbook", "-i", LAB_INVENTORY, "playbooks/%s.yml" % name, *args]
 
 
 _ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
