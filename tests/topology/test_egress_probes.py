@@ -10,6 +10,9 @@ on both firewall backends, under both defaults and both modes:
   protocol, intercepted HTTP included;
 - the Host forms a server reads as the same name (case, trailing dot, an empty or default port) and
   address literals, against a deny rule, an allow rule and the default;
+- a policy change reaches open connections: after the last run, two long L4 connections are open
+  (one per family, both allowed); site.yml adds a rule that denies the IPv4 one; it must be closed
+  by the time site.yml returns, and the IPv6 one must stay open;
 - the access log: the client's address from the socket whatever X-Forwarded-For says, a decision for
   requests Envoy refuses before the policy (no Host, CONNECT), and a line of JSON for every request
   however hostile its bytes (quotes, backslashes, control bytes, a 90 KiB path).
@@ -69,8 +72,14 @@ CONFIGS = [
 ]
 
 
-def site_vars(backend, default, mode):
-    return json.dumps({"router_firewall_backend": backend, "router_policy": POLICY, "router_policy_default": default,
+# The policy change of the open-connections probe: the IPv4 web host's L4 port denied, first.
+CUT_RULE = {"name": "cut-l4-v4", "action": "deny", "networks": ["%s/32" % ADDR["web"]], "ports": [LINGER_PORT]}
+# Slack after site.yml returns for the client to see the reset the router sent before it returned.
+CLOSE_SLACK_SECONDS = 1.0
+
+
+def site_vars(backend, default, mode, policy=None):
+    return json.dumps({"router_firewall_backend": backend, "router_policy": POLICY if policy is None else policy, "router_policy_default": default,
                        "router_policy_mode": mode, "router_access_log": LOG, "router_metrics_address": ADDR["router"],
                        "router_client_connection_limit": CONNECTION_LIMIT, "router_intercept_l4_ports": [LINGER_PORT],
                        "router_access_log_flush_seconds": FLUSH_SECONDS})
@@ -193,6 +202,7 @@ def runs(extra_address, tmp_path_factory):
                 # Alone: the other probes' connections would count too.
                 result[name]["held"] = run_probes([{"id": "hold-%s" % fam, "kind": "hold", "addr": web, "port": 80,
                                                     "count": CONNECTION_LIMIT + 16} for fam, web in FAMILIES.items()])
+        result["policy_change"] = policy_change(CONFIGS[-1][1:], tmp_path_factory.mktemp("watch") / "stop")
         wait_until(lambda: all(any(line.get("path", "") and ident in line["path"] for line in log_lines())
                                for ident in ("iptables-allow-host-other-0",)), 30, 1.0)
         result["log_text"] = log_text()
@@ -203,6 +213,32 @@ def runs(extra_address, tmp_path_factory):
         sink.kill()
         sink.wait(timeout=30)
         assert_ok(playbook("site"))
+
+
+def policy_change(config, stop_file):
+    """Long L4 connections (one per family, allowed by the rule l4) open while site.yml adds CUT_RULE
+    (IPv4 only): when each was closed, and when site.yml started and returned."""
+    watch = [{"id": "watch-%s" % fam, "kind": "watch", "addr": web, "port": LINGER_PORT, "seconds": 600,
+              "stop_file": str(stop_file)} for fam, web in FAMILIES.items()]
+    request = stop_file.with_name("watch.json")
+    request.write_text(json.dumps(watch))
+    with request.open() as stdin:
+        probe = subprocess.Popen(["nsenter", "-t", holder("client"), "-n", "--", sys.executable, str(HERE / "probe.py")],
+                                 stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Both connections through Envoy before the change (its downstream sockets on the router).
+        opened = wait_until(lambda: len(sh("router", "ss -tnH state established '( sport = :%d )'"
+                                           % LINGER_PORT).stdout.splitlines()) >= len(watch), 10, 0.2)
+        started = time.time()
+        run = playbook("site", "-e", site_vars(*config, policy=[CUT_RULE] + POLICY))
+        returned = time.time()
+        time.sleep(CLOSE_SLACK_SECONDS)
+    finally:
+        stop_file.touch()
+        out, err = probe.communicate(timeout=60)
+    assert_ok(run)
+    assert probe.returncode == 0, err
+    return {"opened": opened, "started": started, "returned": returned, "results": json.loads(out)}
 
 
 # --- forwarded traffic, networks, names: one table of expectations per run ---------------------
@@ -221,6 +257,24 @@ def test_a_dropped_probe_never_reached_the_web_host(runs, name):
     assert not any(t and (t.startswith("udp443-") or t.startswith("x-udp53-")) for t in tokens), arrived
     assert all(t in tokens for t in ("udp53-%s-%s" % (fam, name) for fam in FAMILIES)), arrived
     assert not [e for e in arrived if e["proto"] == "tcp" and e["port"] == 8080], "TCP to port 8080 arrived at the web host"
+
+
+# --- a policy change and open connections -------------------------------------------------------
+
+def test_a_policy_change_closes_the_open_connections_it_denies_and_no_others(runs):
+    seen = runs["policy_change"]
+    assert seen["opened"], "the watched connections never went through Envoy (test setup): %s" % seen
+    greeting, closed = seen["results"]["watch-ipv4"]
+    assert greeting == "tcp-ok %d\n" % LINGER_PORT, seen
+    assert closed is not None, "the connection the new policy denies was still open %.1f s after site.yml returned" % (
+        CLOSE_SLACK_SECONDS)
+    assert seen["started"] < closed <= seen["returned"] + CLOSE_SLACK_SECONDS, seen
+    print("closed %.1f s after site.yml started (site.yml took %.1f s)"
+          % (closed - seen["started"], seen["returned"] - seen["started"]))
+    assert "ipv6" in FAMILIES, "the unaffected connection is the IPv6 one: the lab must be dual stack"
+    for fam in set(FAMILIES) - {"ipv4"}:
+        greeting, closed = seen["results"]["watch-%s" % fam]
+        assert (greeting, closed) == ("tcp-ok %d\n" % LINGER_PORT, None), "a connection the policy still allows was closed"
 
 
 # --- the access log ---------------------------------------------------------------------------

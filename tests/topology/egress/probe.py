@@ -10,6 +10,8 @@ the result is one JSON object {id: outcome} on stdout:
 - icmp: an echo request on a raw socket (ICMP or ICMPv6); "open" (the echo reply came back) or "blocked"
 - linger {port, seconds}: a connection held open after the server's greeting; [greeting, local port]
 - hold {port, count}: opens count connections at once and holds them; how many were accepted
+- watch {port, stop_file, seconds}: a connection held open after the server's greeting until stop_file exists
+  (at most seconds); [greeting, the time.time() at which it was closed by the other side, or null]
 - http {port, request}: the exact request bytes (latin-1 in JSON) on a plain socket; the response's
   status code, and its body's first 200 bytes, or 0 when none came
 """
@@ -30,18 +32,26 @@ def family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def probe_tcp(p):
+def connected(p):
+    """A TCP connection to the probe's address and port, DEADLINE on each operation (closed if it fails)."""
     sock = socket.socket(family(p["addr"]), socket.SOCK_STREAM)
     sock.settimeout(DEADLINE)
     try:
         sock.connect((p["addr"], p["port"]))
-        return "open" if sock.recv(64).startswith(b"tcp-ok") else "no greeting"
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def probe_tcp(p):
+    try:
+        with connected(p) as sock:
+            return "open" if sock.recv(64).startswith(b"tcp-ok") else "no greeting"
     except ConnectionRefusedError:
         return "refused"
     except OSError:
         return "blocked"
-    finally:
-        sock.close()
 
 
 def probe_udp(p):
@@ -100,39 +110,61 @@ def probe_icmp(p):
 
 
 def probe_http(p):
-    sock = socket.socket(family(p["addr"]), socket.SOCK_STREAM)
-    sock.settimeout(DEADLINE)
     try:
-        sock.connect((p["addr"], p["port"]))
-        sock.sendall(p["request"].encode("latin-1"))
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        head, _sep, body = data.partition(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/") else b"0"
-        return [int(status), body[:200].decode("latin-1")]
+        with connected(p) as sock:
+            sock.sendall(p["request"].encode("latin-1"))
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
     except OSError:
         return [0, ""]
-    finally:
+    head, _sep, body = data.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/") else b"0"
+    return [int(status), body[:200].decode("latin-1")]
+
+
+def _greeted(p):
+    """A connection to the probe's server and its greeting (the socket stays open)."""
+    sock = connected(p)
+    try:
+        return sock, sock.recv(64).decode("latin-1")
+    except OSError:
         sock.close()
+        raise
 
 
 def probe_linger(p):
     """A connection that stays open `seconds` after the server's greeting: [greeting, our port]."""
-    sock = socket.socket(family(p["addr"]), socket.SOCK_STREAM)
-    sock.settimeout(DEADLINE)
     try:
-        sock.connect((p["addr"], p["port"]))
-        greeting = sock.recv(64).decode("latin-1")
-        time.sleep(p["seconds"])
-        return [greeting, sock.getsockname()[1]]
+        sock, greeting = _greeted(p)
     except OSError as error:
         return [str(error), 0]
-    finally:
-        sock.close()
+    with sock:
+        time.sleep(p["seconds"])
+        return [greeting, sock.getsockname()[1]]
+
+
+def probe_watch(p):
+    """A connection held open until the test says stop: [greeting, when it was closed, or None]."""
+    try:
+        sock, greeting = _greeted(p)
+    except OSError as error:
+        return [str(error), None]
+    with sock:
+        end = time.monotonic() + p["seconds"]
+        while time.monotonic() < end and not os.path.exists(p["stop_file"]):
+            readable, _w, _x = select.select([sock], [], [], 0.1)
+            if readable:
+                try:
+                    data = sock.recv(64)
+                except OSError:
+                    data = b""
+                if not data:
+                    return [greeting, time.time()]
+        return [greeting, None]
 
 
 def probe_hold(p):
