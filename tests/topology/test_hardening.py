@@ -485,13 +485,13 @@ def test_an_interrupted_site_run_converges_on_the_next_run(converged_lab):
                 env_proc.send_signal(signal.SIGINT)
                 interrupted = True
                 break
-        # Read on to the end: a playbook that writes into a pipe nobody reads blocks and never exits.
-        env_proc.stdout.read()
-        env_proc.wait(timeout=120)
+        # Read on to the end (a playbook that writes into a pipe nobody reads blocks and never exits),
+        # for a bounded time: a deadlocked one never closes its output.
+        env_proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         # ansible-core 2.19 can deadlock on SIGINT (its main thread waits on a lock the interrupted
-        # code held; seen once here, with the results thread still reading its queue): end it as an
-        # operator would, the whole process group. The run is interrupted either way.
+        # code held, a worker gone, the results thread still reading its queue; seen twice here):
+        # end it as an operator would, the whole process group. The run is interrupted either way.
         os.killpg(env_proc.pid, signal.SIGKILL)
         env_proc.wait(timeout=60)
     finally:
