@@ -7,8 +7,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .cache/collections/ansible_collections/tproxy/envoy
 # The lab's inventory: `make lab LAB_INVENTORY=inventories/lab-fleet` builds and configures the fleet lab
-# (tools/lab/lab.sh reads the same variable).
+# (tools/lab/lab.sh reads the same variable). Exported as an absolute path: molecule and
+# build-install-test.sh run lab.sh from other directories.
 LAB_INVENTORY ?= inventories/lab
+override LAB_INVENTORY := $(abspath $(LAB_INVENTORY))
 export LAB_INVENTORY
 LAB := -i $(LAB_INVENTORY)
 PYTEST := python -m pytest -q -p no:cacheprovider
