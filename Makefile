@@ -18,7 +18,7 @@ PYTEST := python -m pytest -q -p no:cacheprovider
 .PHONY: help bootstrap packages venv dev collection lab site verify teardown lab-down test check unit integration \
         aws-test lab-test reboot-test topology-test molecule-namespace molecule-docker sanity lint changelog-lint changelog \
         build-install build-install-lab ee-check docs-check docs bench bench-scale bench-smoke lab-smoke \
-        golden golden-check sanity-matrix monitoring-check fleet-test
+        golden golden-check sanity-matrix monitoring-check fleet-test topology-test-1 topology-test-2
 
 help:
 	@echo "make lab       set everything up, bring the namespace lab up, run site.yml and verify.yml"
@@ -102,11 +102,25 @@ reboot-test: collection
 
 # Root: brings its own lab up, runs the router's protections, changes under load, the transparent
 # hop and the policy on it, takes the lab down; prints its slowest steps so that growth shows.
+TOPOLOGY := tests/topology --ignore=tests/topology/test_fleet.py
 topology-test: collection
-	$(PYTEST) --durations=15 tests/topology --ignore=tests/topology/test_fleet.py
+	$(PYTEST) --durations=15 $(TOPOLOGY)
 
-# Root: the two-router fleet lab (inventories/lab-fleet) on its own, after the main lab is down (less
-# load on its fault timings).
+# The same modules in two halves, for `make test`: each half on a lab of its own, at the same time (most
+# of their time is spent waiting on Envoy, timers and the network). The second half runs on the main
+# lab's twin (TWIN_LAB: the same hosts and addresses under other names, tools/lab/inventory.py twin);
+# the first half is every other module, so that a new module always runs.
+TOPOLOGY_SECOND_HALF := test_change_under_load.py test_egress_probes.py test_ipv6.py test_monitoring.py \
+                        test_nftables.py test_policy.py test_settings_change.py test_transparency.py
+TWIN_LAB := $(CURDIR)/.cache/lab-twin
+topology-test-1: collection
+	$(PYTEST) --durations=15 $(TOPOLOGY) $(TOPOLOGY_SECOND_HALF:%=--ignore=tests/topology/%)
+
+topology-test-2: collection
+	python tools/lab/inventory.py twin $(LAB_INVENTORY) $(TWIN_LAB) tproxy-twin
+	LAB_INVENTORY=$(TWIN_LAB) $(PYTEST) --durations=15 $(TOPOLOGY_SECOND_HALF:%=tests/topology/%)
+
+# Root: the two-router fleet lab (inventories/lab-fleet), a lab of its own.
 fleet-test: collection
 	$(PYTEST) --durations=15 tests/topology/test_fleet.py
 
@@ -183,19 +197,24 @@ lab-smoke: collection
 # Tiers, cheapest first; tools/scripts/run-targets.sh runs them in order, stops at the first
 # failure and prints the seconds each target took. To add a target, put its name in its tier:
 # CHECK_TARGETS needs no root and no lab (development, minutes: its targets depend on `dev`
-# only, never on `packages`); LAB_TARGETS use this machine's lab namespaces, one after another;
-# BESIDE_TARGETS need root but no lab namespace, and run beside the lab's targets in `make test`
-# (which spend much of their time waiting on Envoy, timers and the network).
+# only, never on `packages`); LAB_TARGETS use the main lab, one after another; SECOND_LAB_TARGETS
+# use labs of their own (the twin, reboot's, the fleet's), one after another, beside the main lab's once
+# lab-test has passed (it checks that a lab leaves no process behind, which another lab up beside it
+# would spoil); BESIDE_TARGETS need root but no lab namespace. In `make test` the three lanes run at the
+# same time: the labs' tests spend much of their time waiting on Envoy, timers and the network.
 # sanity-matrix is every sanity test on the newest ansible-core that requires_ansible claims (its unit
 # tests are `make unit`), and units plus the release-dependent sanity tests on the older ones.
 CHECK_TARGETS := docs-check changelog-lint golden-check monitoring-check unit lint sanity-matrix
-LAB_TARGETS := lab-test reboot-test topology-test fleet-test molecule-namespace lab-smoke
+LAB_TARGETS := lab-test topology-test-1 molecule-namespace lab-smoke
+SECOND_LAB_TARGETS := reboot-test topology-test-2 fleet-test
 BESIDE_TARGETS := $(CHECK_TARGETS) ee-check integration aws-test molecule-docker
-TEST_TARGETS := $(LAB_TARGETS) $(BESIDE_TARGETS)
+TEST_TARGETS := $(LAB_TARGETS) $(SECOND_LAB_TARGETS) $(BESIDE_TARGETS)
 
 check: dev
 	@MAKE="$(MAKE)" RUN_TARGETS_LABEL="make check" tools/scripts/run-targets.sh $(CHECK_TARGETS)
 
-# Everything CI runs (.ci/run): the lab's targets, and the others beside them.
+# Everything CI runs (.ci/run): the main lab's targets, the other labs' beside them once lab-test has
+# passed, and the others beside both.
 test: collection
-	@MAKE="$(MAKE)" RUN_TARGETS_LABEL="make test" tools/scripts/run-targets.sh $(LAB_TARGETS) --beside $(BESIDE_TARGETS)
+	@MAKE="$(MAKE)" RUN_TARGETS_LABEL="make test" tools/scripts/run-targets.sh $(LAB_TARGETS) \
+	  --beside --after lab-test $(SECOND_LAB_TARGETS) --beside $(BESIDE_TARGETS)

@@ -10,6 +10,8 @@ lab_ipv6_prefix_length): the lab is then dual stack. Without one the host is IPv
 
     tools/lab/inventory.py shell [INVENTORY_DIR]   bash assignments (for lab.sh to eval)
     tools/lab/inventory.py json [INVENTORY_DIR]    the same as JSON
+    tools/lab/inventory.py twin INVENTORY_DIR TWIN_DIR NAME
+                                                   the same lab under another name (see twin())
 
 Python: ``load()`` returns a ``Lab``. The inventory is read as plain YAML with Ansible's variable
 precedence (inventory file group vars < group_vars/all < group_vars/GROUP < host vars < host_vars/HOST);
@@ -309,6 +311,44 @@ def load(inventory_dir=INVENTORY_DIR):
     return lab
 
 
+# ---------------------------------------------------------------- a second lab of the same layout
+
+# Sorts after every inventory file of the source, so that its values win, for Ansible as for load().
+TWIN_FILE = "zz-twin.yml"
+
+
+def twin(inventory_dir, twin_dir, name):
+    """Make TWIN_DIR the lab of INVENTORY_DIR under another NAME, so that both can be up at once (the
+    topology tests in two halves, one on each): the same hosts and addresses (each lab's LAN is in a
+    namespace of its own), with lab_dir /dev/shm/NAME and namespaces NAME-HOST and NAME-lan. TWIN_DIR
+    links to the source's files and adds one file of its own, so the layout keeps its one home."""
+    source, target = pathlib.Path(inventory_dir).resolve(), pathlib.Path(twin_dir)
+    if not NETNS_NAME.match(name + "-lan") or "/" in name:
+        raise LabInventoryError("twin: %r cannot name a lab directory and namespaces" % name)
+    original = load(source)
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.iterdir():
+        if old.is_symlink() or old.name == TWIN_FILE:
+            old.unlink()
+    for entry in sorted(source.iterdir()):
+        if entry.name in ("group_vars", "host_vars") or entry.suffix in (".yml", ".yaml"):
+            (target / entry.name).symlink_to(entry)
+    # In memory, as the fleet lab: the engines' images are written at every `up`, removed at every `down`.
+    overrides = {"lab_dir": "/dev/shm/%s" % name, "lab_netns": "%s-{{ inventory_hostname }}" % name,
+                 "lab_lan_netns": "%s-lan" % name}
+    (target / TWIN_FILE).write_text("# Written by tools/lab/inventory.py twin from %s: do not edit.\n%s"
+                                    % (source, yaml.safe_dump({"all": {"vars": overrides}}, default_flow_style=False)))
+    lab = load(target)
+    clashes = [key for key, ours, theirs in [("lab_dir", lab.dir, original.dir),
+                                              ("lab_lan_netns", lab.lan_netns, original.lan_netns)]
+               + [("%s: lab_netns" % host, lab.hosts[host].netns, original.hosts[host].netns) for host in lab.hosts]
+               if ours == theirs]
+    if clashes:
+        raise LabInventoryError("twin: %s set below all.vars in %s keep the source's values: %s"
+                                % (", ".join(clashes), source, TWIN_FILE))
+    return lab
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -344,10 +384,13 @@ def as_shell(lab):
 
 
 def main(argv):
-    if len(argv) not in (2, 3) or argv[1] not in ("shell", "json"):
-        sys.stderr.write("usage: %s shell|json [INVENTORY_DIR]\n" % argv[0])
+    if not (len(argv) in (2, 3) and argv[1] in ("shell", "json") or len(argv) == 5 and argv[1] == "twin"):
+        sys.stderr.write("usage: %s shell|json [INVENTORY_DIR] | twin INVENTORY_DIR TWIN_DIR NAME\n" % argv[0])
         return 2
     try:
+        if argv[1] == "twin":
+            twin(*argv[2:])
+            return 0
         lab = load(argv[2] if len(argv) == 3 else INVENTORY_DIR)
     except LabInventoryError as exc:
         sys.stderr.write("lab inventory: %s\n" % exc)

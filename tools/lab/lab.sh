@@ -380,11 +380,14 @@ host_processes_stop() {
 
 # ---------------------------------------------------------------- the Docker engine
 
-cgroup_parent() { echo "/tproxy-lab/$1"; } # HOST
+# Named after the lab's directory (/var/lib/tproxy-lab: /tproxy-lab/HOST): two labs up at once, whose
+# hosts have the same names, keep their containers' cgroups apart.
+CGROUP_TOP=$(basename "$LAB_DIR")
+cgroup_parent() { echo "/$CGROUP_TOP/$1"; } # HOST
 
-remove_lab_cgroups() { # the (empty, once every container is gone) cgroups of all lab engines
+remove_lab_cgroups() { # the (empty, once every container is gone) cgroups of this lab's engines
   local dir
-  for dir in /sys/fs/cgroup/tproxy-lab /sys/fs/cgroup/*/tproxy-lab; do
+  for dir in "/sys/fs/cgroup/$CGROUP_TOP" /sys/fs/cgroup/*/"$CGROUP_TOP"; do
     [ -d "$dir" ] || continue
     find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || log "warning: cannot remove $dir (still in use?)"
   done
@@ -443,7 +446,7 @@ engine_start() { # HOST
   [ -n "$holder" ] || die "$1: no holder to start dockerd in"
   # Debian's dockerd with its default paths, inside the host: /var/lib/docker, /run/docker.sock,
   # /etc/docker/daemon.json and the iptables rules are all the lab host's own.
-  # --cgroup-parent: the containers' cgroups go under /tproxy-lab/HOST, so `down` can remove
+  # --cgroup-parent: the containers' cgroups go under /CGROUP_TOP/HOST, so `down` can remove
   # exactly those and never the "docker" cgroups of an engine on the controller.
   detached nsenter --target "$holder" --mount --net --uts -- dockerd --cgroup-parent="$(cgroup_parent "$1")" \
     </dev/null >>"$dir/dockerd.log" 2>&1 &

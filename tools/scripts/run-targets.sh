@@ -1,57 +1,81 @@
 #!/usr/bin/env bash
 # Runs `make TARGET` for each target in order, stops at the first failure, and prints how long
 # each one took (also after a failure or an interrupt), so the suite's growth is visible.
-# `make test` and `make check` call it with their lists (TEST_TARGETS / CHECK_TARGETS in the Makefile).
+# `make test` and `make check` call it with their lists (the *_TARGETS variables in the Makefile).
 #
-# Targets after `--beside` form a second lane that runs at the same time as the first, one target
-# after another, for targets that share nothing with the first lane's (`make test`: the lab's tests
-# wait on Envoy, timers and the network much of the time; the checks that need no lab fill that
-# time). The second lane's output goes to a file and is printed as one block when both lanes have
-# ended, so that each target's output stays in one piece.
+# Each `--beside` starts another lane: its targets run one after another, at the same time as the
+# other lanes' (`make test`: the lab's tests wait on Envoy, timers and the network much of the time;
+# a second lab's tests and the checks that need no lab fill that time). A lane that starts with
+# `--after TARGET` waits until TARGET (of another lane) has passed, and does not run if it failed or
+# never ran. The other lanes' output goes to files, printed lane by lane as one block when every
+# lane has ended, so that each target's output stays in one piece.
 #
-# Usage: tools/scripts/run-targets.sh TARGET... [--beside TARGET...]
+# Usage: tools/scripts/run-targets.sh TARGET... [--beside [--after TARGET] TARGET...]...
 #   MAKE  the make to call (the Makefile passes its own, with its flags)
 #   RUN_TARGETS_LABEL  the name shown in the summary (default: run-targets)
 set -uo pipefail
 
 make_cmd=${MAKE:-make}
 label=${RUN_TARGETS_LABEL:-run-targets}
-lane=() beside=()
+usage() { echo "usage: $0 TARGET... [--beside [--after TARGET] TARGET...]..." >&2; exit 2; }
+
+# lanes[i]: lane i's targets, space-separated; after[i]: the target lane i waits for, if any.
+lanes=("") after=("")
+expect_after=""
 for arg in "$@"; do
+  last=$((${#lanes[@]} - 1))
   if [ "$arg" = --beside ]; then
-    [ "${#beside[@]}" -eq 0 ] || { echo "$0: --beside given twice" >&2; exit 2; }
-    beside=(--beside)
-  elif [ "${#beside[@]}" -gt 0 ]; then
-    beside+=("$arg")
+    [ -n "${lanes[$last]}" ] || usage
+    lanes+=("") after+=("")
+  elif [ "$arg" = --after ]; then
+    if [ "$last" -eq 0 ] || [ -n "${lanes[$last]}${after[$last]}" ]; then usage; fi
+    expect_after=1
+  elif [ -n "$expect_after" ]; then
+    after[last]=$arg expect_after=""
   else
-    lane+=("$arg")
+    lanes[last]="${lanes[$last]:+${lanes[$last]} }$arg"
   fi
 done
-beside=("${beside[@]:1}")
-if [ "$((${#lane[@]} + ${#beside[@]}))" -eq 0 ]; then
-  echo "usage: $0 TARGET... [--beside TARGET...]" >&2
-  exit 2
-fi
-declare -A seconds=() result=()
+if [ -n "$expect_after" ] || [ -z "${lanes[0]}" ] || [ -z "${lanes[${#lanes[@]} - 1]}" ]; then usage; fi
+
+declare -A seconds=() result=() owner=()
+for i in "${!lanes[@]}"; do
+  for target in ${lanes[$i]}; do owner[$target]=$i; done
+done
+for i in "${!after[@]}"; do
+  [ -z "${after[$i]}" ] || [ -n "${owner[${after[$i]}]:-}" ] || { echo "$0: --after ${after[$i]}: no lane runs it" >&2; exit 2; }
+done
 failed=""
 started=$EPOCHREALTIME
-# The second lane's results (one "target seconds result" line each) and output.
-beside_dir=$(mktemp -d "${TMPDIR:-/tmp}/run-targets.XXXXXX")
-beside_pid=""
-
-print_beside() {
-  echo
-  echo "$label: the output of the targets beside (${beside[*]})"
-  cat "$beside_dir/output" 2>/dev/null
-}
+# Per lane i: lane-i (one "target seconds result" line per target run), lane-i.current (the target
+# running), lane-i.ended, lane-i.output (lanes after the first).
+state_dir=$(mktemp -d "${TMPDIR:-/tmp}/run-targets.XXXXXX")
+lane_pids=()
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-# run_lane RESULTS_FILE TARGET...: each target in turn until one fails; appends to RESULTS_FILE.
+# verdict_of TARGET: its result so far ("" while it has none).
+verdict_of() { cat "$state_dir"/lane-* 2>/dev/null | awk -v t="$1" '$1 == t { print $3 }'; }
+
+# wait_for TARGET: 0 once it passed; 1 once it failed, or its lane ended without running it.
+wait_for() {
+  local verdict
+  while :; do
+    verdict=$(verdict_of "$1")
+    [ -z "$verdict" ] || { [ "$verdict" = ok ]; return; }
+    [ ! -e "$state_dir/lane-${owner[$1]}.ended" ] || return 1
+    sleep 1
+  done
+}
+
+# run_lane I: lane I's targets in turn until one fails.
 run_lane() {
-  local results=$1 target start verdict
-  shift
-  for target in "$@"; do
+  local results="$state_dir/lane-$1" target start verdict
+  if [ -n "${after[$1]}" ]; then
+    echo "$label: waiting for ${after[$1]} to pass"
+    wait_for "${after[$1]}" || { echo "$label: ${after[$1]} did not pass: this lane does not run"; return 1; }
+  fi
+  for target in ${lanes[$1]}; do
     echo "$label: make $target"
     echo "$target" >"$results.current"
     start=$EPOCHREALTIME
@@ -61,36 +85,48 @@ run_lane() {
   done
 }
 
+print_other_lanes() {
+  local i
+  for ((i = 1; i < ${#lanes[@]}; i++)); do
+    echo
+    echo "$label: the output of the targets beside (${lanes[$i]})"
+    cat "$state_dir/lane-$i.output" 2>/dev/null
+  done
+}
+
 # shellcheck disable=SC2317  # called by the EXIT trap
 summary() {
-  local target total verdict seconds_taken outcome
-  if [ -n "$beside_pid" ]; then
-    # Interrupted: the lane beside and its make (its own process group) end too.
-    kill -TERM -- "-$beside_pid" 2>/dev/null && wait "$beside_pid" 2>/dev/null
-    print_beside
+  local i target total verdict seconds_taken outcome mark
+  if [ ${#lane_pids[@]} -gt 0 ]; then
+    # Interrupted: the other lanes and their makes (each its own process group) end too.
+    for i in "${lane_pids[@]}"; do kill -TERM -- "-$i" 2>/dev/null; done
+    wait "${lane_pids[@]}" 2>/dev/null
+    print_other_lanes
   fi
-  for file in "$beside_dir/lane" "$beside_dir/beside"; do
-    if [ -e "$file" ]; then
+  for i in "${!lanes[@]}"; do
+    if [ -e "$state_dir/lane-$i" ]; then
       while read -r target seconds_taken outcome; do
         seconds[$target]=$seconds_taken; result[$target]=$outcome
         [ "$outcome" = ok ] || failed=${failed:+$failed, }$target
-      done <"$file"
+      done <"$state_dir/lane-$i"
     fi
     # A target that started and has no result was interrupted.
-    if [ -e "$file.current" ] && [ -z "${result[$(cat "$file.current")]:-}" ]; then
-      target=$(cat "$file.current"); result[$target]=interrupted; failed=${failed:+$failed, }$target
+    if [ -e "$state_dir/lane-$i.current" ] && [ -z "${result[$(cat "$state_dir/lane-$i.current")]:-}" ]; then
+      target=$(cat "$state_dir/lane-$i.current"); result[$target]=interrupted; failed=${failed:+$failed, }$target
     fi
   done
-  rm -rf "$beside_dir"
+  rm -rf "$state_dir"
   total=$(elapsed "$started" "$EPOCHREALTIME")
   echo
-  echo "$label: seconds per target${beside[*]:+ (targets marked | ran beside the others)}"
+  echo "$label: seconds per target$([ ${#lanes[@]} -gt 1 ] && echo " (targets marked | ran beside the others)")"
   printf '  %-24s %9s  %s\n' target seconds result
-  for target in "${lane[@]}"; do
-    printf '  %-24s %9s  %s\n' "$target" "${seconds[$target]:--}" "${result[$target]:-not run}"
-  done
-  for target in "${beside[@]}"; do
-    printf '  | %-22s %9s  %s\n' "$target" "${seconds[$target]:--}" "${result[$target]:-not run}"
+  for i in "${!lanes[@]}"; do
+    mark=""
+    [ "$i" -eq 0 ] || mark="| "
+    for target in ${lanes[$i]}; do
+      printf '  %s%-*s %9s  %s\n' "$mark" $((24 - ${#mark})) "$target" "${seconds[$target]:--}" \
+        "${result[$target]:-not run}"
+    done
   done
   if [ -n "$failed" ]; then verdict="FAIL ($failed)"; else verdict=ok; fi
   printf '  %-24s %9s  %s\n' total "$total" "$verdict"
@@ -98,18 +134,17 @@ summary() {
 trap summary EXIT
 trap 'exit 130' INT TERM
 
-if [ "${#beside[@]}" -gt 0 ]; then
-  # Job control gives the lane beside a process group of its own (to end it whole).
-  set -m
-  run_lane "$beside_dir/beside" "${beside[@]}" >"$beside_dir/output" 2>&1 &
-  beside_pid=$!
-  set +m
-fi
+# Job control gives each lane beside a process group of its own (to end it whole).
+set -m
+for ((i = 1; i < ${#lanes[@]}; i++)); do
+  { run_lane "$i"; status=$?; touch "$state_dir/lane-$i.ended"; exit "$status"; } >"$state_dir/lane-$i.output" 2>&1 &
+  lane_pids+=($!)
+done
+set +m
 status=0
-run_lane "$beside_dir/lane" "${lane[@]}" || status=1
-if [ -n "$beside_pid" ]; then
-  wait "$beside_pid" || status=1
-  beside_pid=""
-  print_beside
-fi
+run_lane 0 || status=1
+touch "$state_dir/lane-0.ended"
+for pid in "${lane_pids[@]}"; do wait "$pid" || status=1; done
+lane_pids=()
+[ ${#lanes[@]} -eq 1 ] || print_other_lanes
 exit "$status"

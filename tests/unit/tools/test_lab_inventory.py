@@ -237,3 +237,30 @@ def test_command_line_reports_a_bad_inventory(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
     assert "lab inventory: lab_prefix_length must be 8..30" in proc.stderr
+
+
+def test_a_twin_is_the_same_lab_under_other_names_as_ansible_templates_it(tmp_path):
+    lab = inv.load()
+    proc = subprocess.run([sys.executable, str(SCRIPT), "twin", str(inv.INVENTORY_DIR), str(tmp_path / "twin"), "lab2"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    twin = inv.load(tmp_path / "twin")
+    assert as_ansible_sees_it(twin) == ansible_view(tmp_path / "twin")
+    assert (twin.dir, twin.lan_netns) == ("/dev/shm/lab2", "lab2-lan")
+    assert {name: host.netns for name, host in twin.hosts.items()} == {name: "lab2-" + name for name in lab.hosts}
+    # Everything else is the source's: hosts, groups, addresses, engines.
+    assert {name: (host.groups, host.address, host.address6, host.engine) for name, host in twin.hosts.items()} == {
+        name: (host.groups, host.address, host.address6, host.engine) for name, host in lab.hosts.items()}
+    # Made again (the Makefile does so when the source changes): the same, nothing left over.
+    inv.twin(inv.INVENTORY_DIR, tmp_path / "twin", "lab2")
+    assert sorted(p.name for p in (tmp_path / "twin").iterdir()) == ["group_vars", "hosts.yml", inv.TWIN_FILE]
+
+
+def test_a_twin_whose_names_a_group_or_host_sets_is_refused(tmp_path):
+    data = small_lab()
+    data["all"]["children"]["routers"]["vars"]["lab_netns"] = "fixed-{{ inventory_hostname }}"
+    source = write_inventory(tmp_path / "inv", data)
+    with pytest.raises(inv.LabInventoryError, match=r"twin: r1: lab_netns set below all.vars"):
+        inv.twin(source, tmp_path / "twin", "lab2")
+    with pytest.raises(inv.LabInventoryError, match="cannot name"):
+        inv.twin(source, tmp_path / "twin", "no/slash")

@@ -1,7 +1,8 @@
 # Copyright: tproxy.envoy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """tools/scripts/run-targets.sh: targets in order, stop at the first failure, a timing table always;
-a second lane (--beside) at the same time, its output in one block."""
+more lanes (--beside) at the same time, each one's output in one block, a lane that waits for a target
+of another (--after)."""
 
 from __future__ import annotations
 
@@ -101,20 +102,85 @@ def test_the_lane_beside_runs_at_the_same_time_and_its_output_stays_in_one_block
     assert '| beside' in out
 
 
-def test_make_test_and_make_check_run_their_lists_through_the_script():
-    def variable(name):
-        match = re.search(r'^%s := ((?:.*\\\n)*.*)$' % name, MAKEFILE, re.M)
-        assert match, name
-        return match.group(1).replace('\\\n', ' ').split()
+@pytest.fixture
+def logging_make(fake_make, tmp_path):
+    """A `make` that logs when each target starts and ends, and takes 0.3 s."""
+    make, log = fake_make
+    make.write_text('#!/bin/sh\necho "start $1" >> %s\nsleep 0.3\necho "end $1" >> %s\n'
+                    'case " $FAIL_TARGETS " in *" $1 "*) exit 2 ;; esac\n' % (log, log))
+    return make, log
 
-    check = variable('CHECK_TARGETS')
-    assert variable('BESIDE_TARGETS')[0] == '$(CHECK_TARGETS)'
-    assert variable('TEST_TARGETS') == ['$(LAB_TARGETS)', '$(BESIDE_TARGETS)']
+
+def events(log):
+    return log.read_text().splitlines()
+
+
+def test_a_lane_after_a_target_starts_when_it_has_passed(logging_make):
+    make, log = logging_make
+    proc, _calls = run(logging_make, 'labtest', 'topo1', '--beside', '--after', 'labtest', 'topo2', 'fleet',
+                       '--beside', 'unit')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    order = events(log)
+    assert order.index('end labtest') < order.index('start topo2')
+    # unit waits for nothing: it starts before labtest ends.
+    assert order.index('start unit') < order.index('end labtest')
+    assert list(table(proc)) == ['labtest', 'topo1', 'topo2', 'fleet', 'unit', 'total']
+    assert proc.stdout.index('the output of the targets beside (topo2 fleet)') < proc.stdout.index(
+        'the output of the targets beside (unit)')
+    assert '| topo2' in proc.stdout and '| unit' in proc.stdout
+
+
+@pytest.mark.parametrize('targets, fail', [
+    (('labtest', 'topo1', '--beside', '--after', 'labtest', 'topo2'), 'labtest'),
+    # Its target never runs: the first lane stopped before it.
+    (('first', 'labtest', '--beside', '--after', 'labtest', 'topo2'), 'first'),
+])
+def test_a_lane_after_a_target_that_does_not_pass_does_not_run(logging_make, targets, fail):
+    make, log = logging_make
+    proc, calls = run(logging_make, *targets, fail=fail)
+    assert proc.returncode == 1
+    assert 'start topo2' not in events(log)
+    rows = table(proc)
+    assert rows['topo2'] == ('-', 'not run') and rows['total'][1] == 'FAIL (%s)' % fail
+    assert 'did not pass: this lane does not run' in proc.stdout
+
+
+@pytest.mark.parametrize('targets', [
+    ('--beside', 'unit'), ('lab', '--beside'), ('lab', '--after', 'x', 'y'), ('lab', '--beside', '--after'),
+    ('lab', '--beside', 'unit', '--after', 'lab'), ('lab', '--beside', '--after', 'nowhere', 'unit')])
+def test_a_malformed_lane_is_a_usage_error(fake_make, targets):
+    proc, calls = run(fake_make, *targets)
+    assert proc.returncode == 2 and calls == [], proc.stdout + proc.stderr
+
+
+def makefile_variable(name):
+    match = re.search(r'^%s := ((?:.*\\\n)*.*)$' % name, MAKEFILE, re.M)
+    assert match, name
+    return match.group(1).replace('\\\n', ' ').split()
+
+
+def test_make_test_and_make_check_run_their_lists_through_the_script():
+    check = makefile_variable('CHECK_TARGETS')
+    assert makefile_variable('BESIDE_TARGETS')[0] == '$(CHECK_TARGETS)'
+    assert makefile_variable('TEST_TARGETS') == ['$(LAB_TARGETS)', '$(SECOND_LAB_TARGETS)', '$(BESIDE_TARGETS)']
     assert re.search(r'^check: .*\n\t.*tools/scripts/run-targets.sh \$\(CHECK_TARGETS\)$', MAKEFILE, re.M)
-    assert re.search(r'^test: .*\n\t.*tools/scripts/run-targets.sh \$\(LAB_TARGETS\) --beside \$\(BESIDE_TARGETS\)$',
+    assert re.search(r'^test: .*\n\t.*tools/scripts/run-targets.sh \$\(LAB_TARGETS\) \\\n'
+                     r'\t +--beside --after lab-test \$\(SECOND_LAB_TARGETS\) --beside \$\(BESIDE_TARGETS\)$',
                      MAKEFILE, re.M)
-    # Every listed target exists in the Makefile, and none is in both lanes.
-    lab, beside = variable('LAB_TARGETS'), check + variable('BESIDE_TARGETS')[1:]
-    assert not set(lab) & set(beside)
-    for target in lab + beside:
+    # Every listed target exists in the Makefile, and none is in two lanes.
+    lab, second, beside = (makefile_variable('LAB_TARGETS'), makefile_variable('SECOND_LAB_TARGETS'),
+                           check + makefile_variable('BESIDE_TARGETS')[1:])
+    assert lab[0] == 'lab-test'
+    assert len(set(lab) | set(second) | set(beside)) == len(lab) + len(second) + len(beside)
+    for target in lab + second + beside:
         assert re.search(r'^%s:' % re.escape(target), MAKEFILE, re.M), target
+
+
+def test_the_topology_halves_in_make_test_are_the_whole_of_topology_test():
+    # topology-test-1 runs every module that topology-test-2 does not: only names of real modules may be listed.
+    second = makefile_variable('TOPOLOGY_SECOND_HALF')
+    modules = sorted(path.name for path in (REPO / 'tests' / 'topology').glob('test_*.py') if path.name != 'test_fleet.py')
+    assert set(second) < set(modules), set(second) - set(modules)
+    assert re.search(r'^topology-test-1: .*\n\t.*\$\(TOPOLOGY\) \$\(TOPOLOGY_SECOND_HALF:%=--ignore=tests/topology/%\)$',
+                     MAKEFILE, re.M)
+    assert re.search(r'^topology-test-2: .*\n(?:\t.*\n)*\t.*\$\(TOPOLOGY_SECOND_HALF:%=tests/topology/%\)$', MAKEFILE, re.M)
