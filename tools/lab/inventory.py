@@ -339,10 +339,9 @@ def twin(inventory_dir, twin_dir, name):
     (target / TWIN_FILE).write_text("# Written by tools/lab/inventory.py twin from %s: do not edit.\n%s"
                                     % (source, yaml.safe_dump({"all": {"vars": overrides}}, default_flow_style=False)))
     lab = load(target)
-    clashes = [key for key, ours, theirs in [("lab_dir", lab.dir, original.dir),
-                                              ("lab_lan_netns", lab.lan_netns, original.lan_netns)]
-               + [("%s: lab_netns" % host, lab.hosts[host].netns, original.hosts[host].netns) for host in lab.hosts]
-               if ours == theirs]
+    pairs = [("lab_dir", lab.dir, original.dir), ("lab_lan_netns", lab.lan_netns, original.lan_netns)]
+    pairs += [("%s: lab_netns" % host, lab.hosts[host].netns, original.hosts[host].netns) for host in lab.hosts]
+    clashes = [key for key, ours, theirs in pairs if ours == theirs]
     if clashes:
         raise LabInventoryError("twin: %s set below all.vars in %s keep the source's values: %s"
                                 % (", ".join(clashes), source, TWIN_FILE))
