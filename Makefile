@@ -137,7 +137,7 @@ sanity: dev
 	tools/scripts/sanity.sh all
 
 # sanity + units on every ansible-core minor that meta/runtime.yml's requires_ansible claims
-# (other minors in .cache/venv-core-<minor>, created on first use).
+# (other minors in ~/.cache/tproxy-envoy/venv-core-<minor>, created on first use).
 sanity-matrix: dev
 	tools/scripts/sanity-matrix.sh
 

@@ -13,11 +13,13 @@
 # SANITY_MATRIX_FULL=1 runs every sanity test on every release.
 #
 # The project venv (.venv) serves the release it has; each other release gets a venv of
-# its own, .cache/venv-core-<minor>, as a user of that release would have it: that
-# ansible-core with the newest `ansible` package built for it (whose bundled amazon.aws
-# and community.docker are the dependencies), plus what the unit tests
-# import. Created on first use from the machine's package index (about 2 min and 600 MB
-# each), reused afterwards.
+# its own, venv-core-<minor> in the machine's cache (TPROXY_CACHE_DIR, default
+# ~/.cache/tproxy-envoy, as for the lab's images: a clean clone does not build them again), as
+# a user of that release would have it: that ansible-core with the newest `ansible` package
+# built for it (whose bundled amazon.aws and community.docker are the dependencies), plus what
+# the unit tests import. Created on first use from the machine's package index (about 2 min and
+# 600 MB each), under a lock (two checkouts may run this at once), reused afterwards; remove it
+# to pick up newer packages.
 #
 # Usage: tools/scripts/sanity-matrix.sh [extra ansible-test options]
 #   CORE_VERSIONS="2.17 2.18"  test only these minors (they must lie in the claimed range)
@@ -80,7 +82,11 @@ venv_for() {
   if [ "$(core_minor "$project_python")" = "$minor" ]; then
     echo "$repo/.venv/bin"; return
   fi
-  venv=$repo/.cache/venv-core-$minor
+  venv=${TPROXY_CACHE_DIR:-$HOME/.cache/tproxy-envoy}/venv-core-$minor
+  mkdir -p "$(dirname "$venv")"
+  # Held until this subshell ends (venv_for runs in $(...)): one creator at a time.
+  exec {lock}>"$venv.lock"
+  flock "$lock"
   if [ "$(core_minor "$venv/bin/python")" != "$minor" ]; then
     base_python=$(base_python_for "$minor") || return 1
     echo "sanity-matrix: creating $venv with $base_python" >&2
