@@ -110,7 +110,7 @@ topology-test: collection
 # of their time is spent waiting on Envoy, timers and the network). The second half runs on the main
 # lab's twin (TWIN_LAB: the same hosts and addresses under other names, tools/lab/inventory.py twin);
 # the first half is every other module, so that a new module always runs.
-TOPOLOGY_SECOND_HALF := test_change_under_load.py test_egress_probes.py test_ipv6.py test_monitoring.py \
+TOPOLOGY_SECOND_HALF := test_change_under_load.py test_egress_probes.py test_monitoring.py \
                         test_nftables.py test_policy.py test_settings_change.py test_transparency.py
 TWIN_LAB := $(CURDIR)/.cache/lab-twin
 topology-test-1: collection
