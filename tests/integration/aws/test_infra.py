@@ -194,12 +194,16 @@ def render_takeover_config(env, inventory, router, out):
         src: {REPO}/roles/router/templates/aws-takeover.json.j2
         dest: {out}
         mode: "0644"
+      # Written on the controller, with the router's variables.
+      delegate_to: localhost
       vars:
         router_fleet_aws_region: "{{{{ __defaults.router_fleet_aws_region }}}}"
 """)
     if os.geteuid() == 0:
         os.chown(out.parent, CONTROLLER_UID, CONTROLLER_GID)
-    rc, report = run_playbook(env, playbook, inventories=(inventory,))
+    # A module's temporary files: for an inventory host (not the implicit localhost) Ansible takes ~ from the
+    # account's passwd entry, which the tests' account does not own.
+    rc, report = run_playbook(dict(env, ANSIBLE_REMOTE_TMP=str(out.parent / "tmp")), playbook, inventories=(inventory,))
     assert rc == 0, json.dumps(report)[-3000:]
     return json.loads(out.read_text())
 
