@@ -112,17 +112,22 @@ def _route_target(route):
     return next((str(route[k]) for k in TARGET_KEYS if route.get(k)), "another target")
 
 
-def aws_route_plan(routes, dests, network_interface_id, present=True):
-    """What to change in a route table so that ``dests`` go to ``network_interface_id`` (or no longer do)."""
+def aws_route_plan(routes, dests, network_interface_id, present=True, also=None):
+    """What to change in a route table so that ``dests`` go to ``network_interface_id`` (or no longer do).
+    A route to one of ``also`` (the other routers of a fleet group, one of which took the route over on
+    failover) is as much the plan's own: kept where present, removed where not."""
     if not network_interface_id:
         raise AnsibleFilterError("aws_route_plan: network_interface_id is required")
+    if isinstance(also, str) or not all(isinstance(i, str) for i in also or ()):
+        raise AnsibleFilterError("aws_route_plan: also must be a list of network interface ids, got %r" % (also,))
+    targets = {network_interface_id, *(also or ())}
     routes = [r for r in routes or () if hasattr(r, "get") and _route_dest(r)]
     wanted = []
     for dest in dests or ():
         if _canonical(dest) not in wanted:
             wanted.append(_canonical(dest))
     by_dest = {_canonical(_route_dest(r)): r for r in routes}
-    ours = [d for d in wanted if d in by_dest and by_dest[d].get("network_interface_id") == network_interface_id]
+    ours = [d for d in wanted if d in by_dest and by_dest[d].get("network_interface_id") in targets]
     if present:
         missing = [d for d in wanted if d not in ours]
         conflicts = [{"dest": d, "target": _route_target(by_dest[d])} for d in missing if d in by_dest]

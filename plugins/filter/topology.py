@@ -81,6 +81,12 @@ _value:
           description: The routers that carry its clients' traffic.
           type: list
           elements: str
+        first_choice:
+          description:
+            - The router that carries its clients' traffic when every router serves - with a virtual address, the one of
+              the highest VRRP priority (the first in inventory order among equals), else the one active router. On EC2,
+              the route table entries for the group name its primary network interface until a failover moves them.
+          type: str
         via:
           description: The clients' gateway per family (C(ipv4), C(ipv6)); none where the group routes no such traffic.
           type: dict

@@ -265,6 +265,9 @@ def _router_group(name, members, settings):
         "vrrp": vrrp,
         "virtual_address": dict(members[0][1]["virtual_address"]) if vrrp else {"ipv4": None, "ipv6": None},
         "active": active,
+        # The router that carries the traffic while all serve: the VRRP master by priority (the first in inventory
+        # order among equals: max keeps the first), else the one active router.
+        "first_choice": max(routers, key=lambda r: vrrp["priorities"][r]) if vrrp else active[0],
         "via": {"ipv4": via["ipv4"], "ipv6": via["ipv6"] if ipv6 else None},
         "families": ["ipv4"] + (["ipv6"] if ipv6 else []),
         "ipv6": lead["ipv6"],

@@ -126,11 +126,11 @@ def test_routes_follow_the_option_and_leave_other_routes_alone(aws_env, ec2, ami
 
     set_preserve(False)
     rc, check = up(env, ami_id, sources, *split, "--check")
-    assert rc == 0 and changed_tasks(check) == ["Ensure the routes to the clients are gone from the web server's route table"]
+    assert rc == 0 and changed_tasks(check) == ["Ensure the routes through the router that are no longer wanted are gone"]
     assert CLIENT_SUBNET in routes(tables(ec2, unique_tag)[f"{unique_tag}-web-rtb"])
 
     rc, off = up(env, ami_id, sources, *split)
-    assert rc == 0 and changed_tasks(off) == ["Ensure the routes to the clients are gone from the web server's route table"]
+    assert rc == 0 and changed_tasks(off) == ["Ensure the routes through the router that are no longer wanted are gone"]
     assert routes(tables(ec2, unique_tag)[f"{unique_tag}-web-rtb"]) == {"0.0.0.0/0": igw, **foreign}
     rc, again = up(env, ami_id, sources, *split)
     assert rc == 0 and again["stats"]["localhost"]["changed"] == 0, changed_tasks(again)
@@ -138,7 +138,7 @@ def test_routes_follow_the_option_and_leave_other_routes_alone(aws_env, ec2, ami
     set_preserve(True)
     rc, on = up(env, ami_id, sources, *split)
     assert rc == 0 and changed_tasks(on) == [
-        "Ensure the web server's route table routes the clients to the router's network interface"]
+        "Ensure the route tables route through the router's network interface"]
     assert routes(tables(ec2, unique_tag)[f"{unique_tag}-web-rtb"]) == {
         "0.0.0.0/0": igw, CLIENT_SUBNET: eni, f"{BRANCH_CLIENT}/32": eni, **foreign}
 
@@ -167,7 +167,7 @@ def test_one_subnet_needs_no_route_and_refuses_one_that_would_loop(aws_env, ec2,
     # the router's packets to that client would come back to it. Refused, nothing changed.
     rc, refused = up(env, ami_id, (directory, branch))
     assert rc != 0
-    message = task_result(refused, "Check that the routes to the clients can be added as AWS routes them")["msg"]
+    message = task_result(refused, "Check that the routes through the router can be added as AWS routes them")["msg"]
     assert "would send the router's own packets to the clients back to it" in message
     assert "aws_web_subnet_cidr" in message
     assert set(routes(tables(ec2, unique_tag)[f"{unique_tag}-rtb"])) == {"0.0.0.0/0"}
@@ -181,6 +181,6 @@ def test_without_an_ec2_router_in_the_inventory_routes_are_left_alone(aws_env, a
     env = dict(aws_env, TPROXY_AWS_PROJECT=unique_tag)
     rc, report = up(env, ami_id, ("localhost,",), "-e", "router_preserve_client_address=true")
     assert rc == 0, json.dumps(report)[-3000:]
-    assert "left as they are" in task_result(report, "Say why the routes to the clients are left as they are")["msg"]
+    assert "left as they are" in task_result(report, "Say why the routes through the router are left as they are")["msg"]
     rc, down = run_playbook(env, DOWN)
     assert rc == 0

@@ -130,6 +130,21 @@ def test_plan_compares_canonical_destinations():
         "192.0.2.7/32", "2001:db8::7/128"]
 
 
+def test_plan_counts_a_route_to_a_fleet_peer_as_its_own():
+    # After a failover the notify hook pointed the route at the peer: kept there, not pointed back, no conflict;
+    # and removed with the plan's own when the option goes off.
+    taken = dict(OURS, network_interface_id="eni-peer")
+    plan = aws_route_plan([LOCAL, DEFAULT, taken], ["198.51.100.0/25"], ENI, also=["eni-peer"])
+    assert plan["add"] == [] and plan["conflicts"] == []
+    assert aws_route_plan([LOCAL, DEFAULT, taken], ["198.51.100.0/25"], ENI, present=False, also=["eni-peer"])[
+        "remove"] == ["198.51.100.0/25"]
+    # Without it, the peer's route is another target's.
+    assert aws_route_plan([LOCAL, DEFAULT, taken], ["198.51.100.0/25"], ENI)["conflicts"] == [
+        {"dest": "198.51.100.0/25", "target": "eni-peer"}]
+    with pytest.raises(AnsibleFilterError, match="also must be a list"):
+        aws_route_plan([], ["192.0.2.7/32"], ENI, also="eni-peer")
+
+
 def test_plan_needs_a_target_and_real_cidrs():
     with pytest.raises(AnsibleFilterError, match="network_interface_id is required"):
         aws_route_plan([], ["192.0.2.7/32"], "")

@@ -33,6 +33,16 @@ def test_one_group_of_all_routers_by_default_with_priorities_by_inventory_order(
 def test_an_explicit_priority_and_vrrp_id_win():
     groups, hostvars = fleet(r1={"router_vrrp_id": 7}, r2={"router_priority": 250, "router_vrrp_id": "7"})
     assert topology(groups, hostvars)["router_groups"]["routers"]["vrrp"] == {"id": 7, "priorities": {"r1": 200, "r2": 250}}
+    assert topology(groups, hostvars)["router_groups"]["routers"]["first_choice"] == "r2"
+
+
+def test_the_first_choice_is_the_highest_priority_then_inventory_order():
+    groups, hostvars = fleet()
+    assert topology(groups, hostvars)["router_groups"]["routers"]["first_choice"] == "r1"
+    groups, hostvars = fleet(r1={"router_priority": 100}, r2={"router_priority": 100})
+    assert topology(groups, hostvars)["router_groups"]["routers"]["first_choice"] == "r1"
+    groups, hostvars = inventory(routers={"r1": dict(R1), "r2": dict(R2)})
+    assert topology(groups, hostvars)["router_groups"]["routers"]["first_choice"] == "r1"
 
 
 def test_routers_without_a_virtual_address_have_no_vrrp_instance():
