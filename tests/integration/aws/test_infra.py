@@ -208,8 +208,7 @@ def render_takeover_config(env, inventory, router, out):
     return json.loads(out.read_text())
 
 
-def test_a_fleet_of_two_routers_routes_through_the_first_choice_and_fails_over(aws_env, ec2, ami_id, unique_tag,
-                                                                             tmp_path):
+def test_a_fleet_of_two_routers_routes_through_the_first_choice_and_fails_over(aws_env, ec2, ami_id, unique_tag, tmp_path):
     env = dict(aws_env, TPROXY_AWS_PROJECT=unique_tag)
     inventory = fleet_inventory(tmp_path / "aws")
     foreign_vpc, foreign_subnet, foreign_instance = foreign_resources(ec2, ami_id, "someone-else")
